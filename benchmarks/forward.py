@@ -1,0 +1,53 @@
+"""Analog forward time as a ratio to ``nn.Linear`` measured in the same run.
+
+Default (non-ideal) IO, tiles of at most 512×512, batch 256, sizes 512 and 2048 (16 tiles).
+Also times an eval-mode forward on a programmed, drifted layer once the inference module exists.
+
+    python benchmarks/forward.py [--threads 2] [--repeats 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import analogkit
+from analogkit.nn import AnalogLinear
+
+
+def median_ms(fn, repeats: int) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return 1e3 * times[len(times) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=256)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    analogkit.manual_seed(0)
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, median of {args.repeats}")
+    print(f"{'size':>6} {'tiles':>6} {'nn.Linear ms':>13} {'analog ms':>10} {'ratio':>7}")
+    for size in (512, 2048):
+        x = torch.randn(args.batch, size)
+        ref = torch.nn.Linear(size, size)
+        layer = AnalogLinear.from_digital(ref)
+        with torch.no_grad():
+            t_ref = median_ms(lambda: ref(x), args.repeats)
+            t_ana = median_ms(lambda: layer(x), args.repeats)
+        print(f"{size:>6} {layer.tile.n_tiles:>6} {t_ref:>13.3f} {t_ana:>10.3f} {t_ana / t_ref:>6.2f}×")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Common base of analog layers, and helpers to find them in a model."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from torch import nn
+
+from analogkit.config.tile import TileConfig
+from analogkit.tile.tile import AnalogTile
+
+
+class AnalogLayer(nn.Module):
+    """Base class of layers whose weight is computed on an :class:`AnalogTile` (``self.tile``)."""
+
+    tile: AnalogTile
+
+    @property
+    def config(self) -> TileConfig:
+        return self.tile.config
+
+    def to_digital(self) -> nn.Module:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+
+def analog_layers(model: nn.Module) -> Iterator[tuple[str, AnalogLayer]]:
+    """(qualified name, layer) for every analog layer in ``model`` (each shared layer once)."""
+    for name, module in model.named_modules():
+        if isinstance(module, AnalogLayer):
+            yield name, module
+
+
+def analog_tiles(model: nn.Module) -> Iterator[tuple[str, AnalogTile]]:
+    """(qualified name, tile) for every analog tile in ``model``."""
+    for name, module in model.named_modules():
+        if isinstance(module, AnalogTile):
+            yield name, module
+
+
+def tile_configs_in(state_dict: dict) -> dict[str, TileConfig]:
+    """The tile configs stored in a state dict, by tile name (to rebuild a model that fits it)."""
+    out: dict[str, TileConfig] = {}
+    for key, value in state_dict.items():
+        if key.endswith("_extra_state") and isinstance(value, dict) and "config" in value:
+            out[key[: -len("._extra_state")]] = TileConfig.from_dict(value["config"])
+    return out
+
+
+def seed_tiles(model: nn.Module, seed: int) -> None:
+    """Reseed every tile of ``model`` deterministically from one seed (tile k gets seed + k)."""
+    for k, (_, tile) in enumerate(analog_tiles(model)):
+        tile.manual_seed(seed + k)
+
+
+class AnalogSequential(nn.Sequential):
+    """``nn.Sequential`` with helpers to reach the analog layers and tiles inside."""
+
+    def analog_layers(self) -> Iterator[tuple[str, AnalogLayer]]:
+        return analog_layers(self)
+
+    def analog_tiles(self) -> Iterator[tuple[str, AnalogTile]]:
+        return analog_tiles(self)
