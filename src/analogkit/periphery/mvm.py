@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from analogkit.config.io import IOConfig, resolution_step
+from analogkit.periphery import kernels
 from analogkit.periphery.converters import noise_management_scale, quantize_
 
 
@@ -84,32 +85,65 @@ def analog_mvm(x: Tensor, w: Tensor, grid: TileGrid, io: IOConfig, generator: to
     return y.transpose(0, 1)
 
 
+def output_stage_(y: Tensor, row_scale: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
+    """In place on ``y`` (..., cols), rows = leading dims: ``y ← clip(Q_ADC(y + σ_out ξ), ±b_out) · row_scale``.
+
+    Returns a bool tensor of the leading shape: True where the ADC saturated in that row (the
+    signal for bound management). Uses the fused CPU kernel where it applies, else PyTorch ops.
+    """
+    lead = y.shape[:-1]
+    row_scale = row_scale.expand(lead) if row_scale.shape != lead else row_scale
+    if kernels.kernels_enabled(y) and y.is_contiguous():
+        sat = kernels.output_stage_(y, row_scale, io.out_noise, io.out_step, io.out_bound, io.out_sto_round, gen)
+        return sat.view(lead)
+    if io.out_noise > 0:
+        y.add_(torch.randn(y.shape, generator=gen, device=y.device, dtype=y.dtype), alpha=io.out_noise)
+    quantize_(y, io.out_step, io.out_bound, io.out_sto_round, gen)
+    sat = y.abs().amax(dim=-1) >= io.out_bound
+    y.mul_(row_scale.unsqueeze(-1))
+    return sat
+
+
+def _dac(x: Tensor, denom: Tensor | None, io: IOConfig, gen: torch.Generator | None, noise: bool = True) -> Tensor:
+    """Input stage: x / (α s), quantised and clipped by the DAC, plus input noise if ``noise``. New tensor."""
+    u = x / denom if denom is not None else x.clone()
+    quantize_(u, io.inp_step, io.inp_bound, io.inp_sto_round, gen)
+    if noise and io.inp_noise > 0:
+        u.add_(torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype), alpha=io.inp_noise)
+    return u
+
+
 def _single_tile(x: Tensor, w: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
     """Fast path for one tile: x (N, in), w (out, in) → (N, out)."""
-    alpha = noise_management_scale(x, io)
-    u = x / alpha if alpha is not None else x.clone()
-    quantize_(u, io.inp_step, io.inp_bound, io.inp_sto_round, gen)
-    if io.inp_noise > 0:
-        u.add_(torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype), alpha=io.inp_noise)
-    y = _read_out(u, w.t(), io, gen)
+    alpha = noise_management_scale(x, io)  # (N, 1) or None
+    u = _dac(x, alpha, io, gen)
+    y = u @ w.t()
+    _weight_noise_(y, u, w.t(), io, gen)
+    scale = alpha.squeeze(-1) if alpha is not None else y.new_ones(y.shape[0])
+    sat = output_stage_(y, scale, io, gen)
     if io.bound_management == "iterative":
-        y = _bound_management_single(x, w, alpha, y, io, gen)
-    else:
-        y = _rescale(y, alpha, io)
+        s = torch.ones_like(scale)
+        for _ in range(_bm_scales_allowed(io)):
+            if not bool(sat.any()):
+                break
+            # re-read the saturated rows with the input halved again (Gokmen et al. 2017, Sec. 3)
+            idx = sat.nonzero().squeeze(1)
+            s[idx] *= 2
+            row_scale = s[idx] if alpha is None else alpha[idx, 0] * s[idx]
+            u = _dac(x[idx], row_scale.unsqueeze(-1), io, gen)
+            y_sub = u @ w.t()
+            _weight_noise_(y_sub, u, w.t(), io, gen)
+            sat_sub = output_stage_(y_sub, row_scale, io, gen)
+            y[idx] = y_sub
+            sat = torch.zeros_like(sat)
+            sat[idx] = sat_sub
+    if io.out_scale != 1.0:
+        y.mul_(io.out_scale)
     return y
 
 
-def _read_out(u: Tensor, wt: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
-    """Crossbar product of DAC outputs ``u`` with ``wt`` (in × out), weight/output noise, ADC."""
-    y = u @ wt
-    _weight_noise_(y, u, wt, io, gen)
-    if io.out_noise > 0:
-        y.add_(torch.randn(y.shape, generator=gen, device=y.device, dtype=y.dtype), alpha=io.out_noise)
-    return quantize_(y, io.out_step, io.out_bound, io.out_sto_round, gen)
-
-
 def _weight_noise_(y: Tensor, u: Tensor, wt: Tensor, io: IOConfig, gen: torch.Generator | None) -> None:
-    """Output-referred short-term weight read noise, in place.
+    """Output-referred short-term weight read noise, in place, for y = u @ wt.
 
     additive_constant: y_i += σ_w ‖x‖₂ ξ_i  (i.i.d. weight noise of std σ_w on every cross-point);
     pcm_read:          y_i += σ_w √(Σ_j |w_ij| x_j²) ξ_i  (conductance-proportional read noise);
@@ -120,19 +154,9 @@ def _weight_noise_(y: Tensor, u: Tensor, wt: Tensor, io: IOConfig, gen: torch.Ge
     if io.w_noise_type == "additive_constant":
         scale = u.norm(dim=-1, keepdim=True).expand_as(y)
     else:  # pcm_read
-        scale = (u.square() @ wt.abs()).sqrt_()
+        scale = torch.matmul(u.square(), wt.abs()).sqrt_()
     noise = torch.randn(y.shape, generator=gen, device=y.device, dtype=y.dtype)
     y.addcmul_(noise, scale, value=io.w_noise)
-
-
-def _rescale(y: Tensor, alpha: Tensor | None, io: IOConfig, s: Tensor | float = 1.0) -> Tensor:
-    if alpha is not None:
-        y = y * alpha
-    if not isinstance(s, float):
-        y = y * s
-    if io.out_scale != 1.0:
-        y = y * io.out_scale
-    return y
 
 
 def _bm_scales_allowed(io: IOConfig) -> int:
@@ -144,106 +168,57 @@ def _bm_scales_allowed(io: IOConfig) -> int:
     return k
 
 
-def _bound_management_single(x: Tensor, w: Tensor, alpha: Tensor | None, y: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
-    """Iterative bound management for one tile: re-read saturated rows with the input halved.
-
-    Rows whose output reached ±out_bound are read again with x/(α s), s = 2, 4, … until no output
-    saturates or the limits are hit (Gokmen et al. 2017, Sec. 3, bound management); the result is
-    scaled back by α s. Only saturated rows are re-read, so the common case costs one check.
-    """
-    n_tries = _bm_scales_allowed(io)
-    s = None
-    for _ in range(n_tries):
-        sat = y.abs().amax(dim=-1) >= io.out_bound
-        if not bool(sat.any()):
-            break
-        if s is None:
-            s = torch.ones(y.shape[0], 1, device=y.device, dtype=y.dtype)
-        idx = sat.nonzero().squeeze(1)
-        s[idx] *= 2
-        xs = x[idx]
-        denom = s[idx] if alpha is None else alpha[idx] * s[idx]
-        u = xs / denom
-        quantize_(u, io.inp_step, io.inp_bound, io.inp_sto_round, gen)
-        if io.inp_noise > 0:
-            u.add_(torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype), alpha=io.inp_noise)
-        y[idx] = _read_out(u, w.t(), io, gen)
-    return _rescale(y, alpha, io, 1.0 if s is None else s)
-
-
 def _tile_grid(xg: Tensor, blocks: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
     """All tiles at once. xg: (G, C, N, ci); blocks: (G, C, R, ci, co) → y: (G, C, N, R, co), rescaled."""
     gdim, cdim, n, _ = xg.shape
-    r, co = blocks.shape[2], blocks.shape[4]
+    r = blocks.shape[2]
     alpha = noise_management_scale(xg, io)  # (G, C, N, 1)
-    u = xg / alpha if alpha is not None else xg.clone()
-    quantize_(u, io.inp_step, io.inp_bound, io.inp_sto_round, gen)
-    y = _grid_read_out(u, blocks, io, gen)  # (G, C, N, R, co)
-    a = alpha.unsqueeze(-1) if alpha is not None else None  # (G, C, N, 1, 1)
+    u = _dac(xg, alpha, io, gen, noise=False)  # input noise is drawn per tile in _grid_product
+    y = _grid_product(u.unsqueeze(3), blocks, io, gen)  # (G, C, N, R, co)
+    scale = alpha.expand(gdim, cdim, n, r) if alpha is not None else y.new_ones(gdim, cdim, n, r)
+    sat = output_stage_(y, scale.contiguous(), io, gen)  # (G, C, N, R)
     if io.bound_management == "iterative":
-        n_tries = _bm_scales_allowed(io)
-        s = None
-        for _ in range(n_tries):
-            sat = y.abs().amax(dim=-1) >= io.out_bound  # (G, C, N, R)
+        s = torch.ones(gdim, cdim, n, r, device=y.device, dtype=y.dtype)
+        for _ in range(_bm_scales_allowed(io)):
             if not bool(sat.any()):
                 break
-            if s is None:
-                s = torch.ones(gdim, cdim, n, r, device=y.device, dtype=y.dtype)
+            # each saturated tile re-reads its input vector halved again; other tiles keep their result
             s = torch.where(sat, s * 2, s)
-            rows = sat.any(dim=(0, 1, 3)).nonzero().squeeze(1)  # input vectors with any saturated tile
-            x_sub = xg[:, :, rows].unsqueeze(3)  # (G, C, K, 1, ci)
-            den = s[:, :, rows].unsqueeze(-1)
-            if alpha is not None:
-                den = den * alpha[:, :, rows].unsqueeze(-1)
-            u_sub = quantize_(x_sub / den, io.inp_step, io.inp_bound, io.inp_sto_round, gen)  # (G, C, K, R, ci)
-            y_sub = _grid_read_out_per_row(u_sub, blocks, io, gen)
-            redo = sat[:, :, rows].unsqueeze(-1)
-            y[:, :, rows] = torch.where(redo, y_sub, y[:, :, rows])
-        if s is not None:
-            y = y * s.unsqueeze(-1)
-    if a is not None:
-        y = y * a
+            rows = sat.any(dim=3).any(dim=1).any(dim=0).nonzero().squeeze(1)
+            row_scale = s[:, :, rows] if alpha is None else s[:, :, rows] * alpha[:, :, rows]  # (G, C, K, R)
+            u_sub = _dac(xg[:, :, rows].unsqueeze(3), row_scale.unsqueeze(-1), io, gen)  # (G, C, K, R, ci)
+            y_sub = _grid_product(u_sub, blocks, io, gen)
+            sat_sub = output_stage_(y_sub, row_scale.contiguous(), io, gen)
+            redo = sat[:, :, rows]
+            y[:, :, rows] = torch.where(redo.unsqueeze(-1), y_sub, y[:, :, rows])
+            sat = torch.zeros_like(sat)
+            sat[:, :, rows] = sat_sub & redo
     if io.out_scale != 1.0:
-        y = y * io.out_scale
+        y.mul_(io.out_scale)
     return y
 
 
-def _grid_read_out(u: Tensor, blocks: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
-    """u: (G, C, N, ci) shared by the R tiles of a column → (G, C, N, R, co) after noise and ADC."""
-    gdim, cdim, n, ci = u.shape
+def _grid_product(u: Tensor, blocks: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
+    """Crossbar products with weight noise. u: (G, C, K, R|1, ci) (one input per tile or shared by
+    the R tiles of a column); blocks (G, C, R, ci, co) → contiguous (G, C, K, R, co)."""
+    gdim, cdim, k, ru, ci = u.shape
     r, co = blocks.shape[2], blocks.shape[4]
-    if io.inp_noise > 0:
-        # every tile's DAC adds its own noise, so the input differs per tile row
-        u_r = u.unsqueeze(2).expand(gdim, cdim, r, n, ci)
-        u_r = u_r + io.inp_noise * torch.randn(u_r.shape, generator=gen, device=u.device, dtype=u.dtype)
-        y = torch.matmul(u_r, blocks).permute(0, 1, 3, 2, 4)  # (G, C, N, R, co)
-        y = _grid_noise_adc(y, u_r.permute(0, 1, 3, 2, 4), blocks, io, gen)
-        return y
-    wcat = blocks.permute(0, 1, 3, 2, 4).reshape(gdim, cdim, ci, r * co)
-    y = torch.matmul(u, wcat).reshape(gdim, cdim, n, r, co)
-    return _grid_noise_adc(y, u.unsqueeze(3), blocks, io, gen)
-
-
-def _grid_read_out_per_row(u: Tensor, blocks: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
-    """u: (G, C, K, R, ci), a separate input per tile → (G, C, K, R, co)."""
-    if io.inp_noise > 0:
-        u = u + io.inp_noise * torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype)
-    y = torch.matmul(u.permute(0, 1, 3, 2, 4), blocks).permute(0, 1, 3, 2, 4)
-    return _grid_noise_adc(y, u, blocks, io, gen)
-
-
-def _grid_noise_adc(y: Tensor, u: Tensor, blocks: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
-    """Weight noise, output noise and ADC on grid outputs y (G, C, N, R, co); u is (G, C, N, R|1, ci)."""
-    y = y.contiguous()
+    if ru == 1 and io.inp_noise == 0:
+        wcat = blocks.permute(0, 1, 3, 2, 4).reshape(gdim, cdim, ci, r * co)
+        y = torch.matmul(u.squeeze(3), wcat).view(gdim, cdim, k, r, co)
+    else:
+        if ru == 1:  # every tile's DAC adds its own input noise: the input differs per tile row
+            u = u.expand(gdim, cdim, k, r, ci)
+            u = u + io.inp_noise * torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype)
+        y = torch.matmul(u.transpose(2, 3), blocks).transpose(2, 3).contiguous()
     if io.w_noise > 0:
         if io.w_noise_type == "additive_constant":
-            scale = u.square().sum(dim=-1, keepdim=True).sqrt()
+            scale = u.norm(dim=-1, keepdim=True).expand_as(y)
         else:  # pcm_read: Σ_j |w_ij| u_j² per tile
-            scale = torch.matmul(u.square().permute(0, 1, 3, 2, 4), blocks.abs()).permute(0, 1, 3, 2, 4).clamp(min=0).sqrt()
-        y.addcmul_(torch.randn(y.shape, generator=gen, device=y.device, dtype=y.dtype), scale.expand_as(y), value=io.w_noise)
-    if io.out_noise > 0:
-        y.add_(torch.randn(y.shape, generator=gen, device=y.device, dtype=y.dtype), alpha=io.out_noise)
-    return quantize_(y, io.out_step, io.out_bound, io.out_sto_round, gen)
+            usq = u.square().expand(gdim, cdim, k, r, ci)
+            scale = torch.matmul(usq.transpose(2, 3), blocks.abs()).transpose(2, 3).sqrt()
+        y.addcmul_(torch.randn(y.shape, generator=gen, device=y.device, dtype=y.dtype), scale, value=io.w_noise)
+    return y
 
 
 class AnalogMVMFunction(torch.autograd.Function):
