@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from torch import nn
+from torch import Tensor, nn
 
 from analogkit.config.tile import TileConfig
 from analogkit.tile.tile import AnalogTile
@@ -18,6 +18,10 @@ class AnalogLayer(nn.Module):
     @property
     def config(self) -> TileConfig:
         return self.tile.config
+
+    def tile_weight(self) -> Tensor:
+        """The weight as the tile sees it: (groups, out per group, in per group), a view."""
+        raise NotImplementedError  # pragma: no cover - every subclass overrides
 
     def to_digital(self) -> nn.Module:  # pragma: no cover - every subclass overrides
         raise NotImplementedError

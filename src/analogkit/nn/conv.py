@@ -118,6 +118,9 @@ class _AnalogConvNd(AnalogLayer):
             return amounts
         return [p for p in reversed(self.padding) for _ in range(2)]  # type: ignore[arg-type]
 
+    def tile_weight(self) -> Tensor:
+        return self.weight.reshape(self.groups, self.out_channels // self.groups, self.patch_size)
+
     def forward(self, x: Tensor) -> Tensor:
         nd = self._nd
         unbatched = x.dim() == nd + 1
@@ -136,8 +139,7 @@ class _AnalogConvNd(AnalogLayer):
         n, out_spatial = patches.shape[0], patches.shape[1 : 1 + nd]
         g = self.groups
         cols = patches.reshape(-1, g, self.patch_size)
-        w = self.weight.reshape(g, self.out_channels // g, self.patch_size)
-        y = self.tile(cols, w, self.bias)  # (M, G, out/G)
+        y = self.tile(cols, self.tile_weight(), self.bias)  # (M, G, out/G)
         y = y.reshape(n, *out_spatial, self.out_channels)
         y = y.permute(0, nd + 1, *range(1, nd + 1))
         return y.squeeze(0) if unbatched else y

@@ -56,9 +56,12 @@ class AnalogLinear(AnalogLayer):
             bound = 1 / math.sqrt(self.in_features)
             nn.init.uniform_(self.bias, -bound, bound)
 
+    def tile_weight(self) -> Tensor:
+        return self.weight.unsqueeze(0)
+
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]
-        y = self.tile(x.reshape(-1, 1, self.in_features), self.weight.unsqueeze(0), self.bias)
+        y = self.tile(x.reshape(-1, 1, self.in_features), self.tile_weight(), self.bias)
         return y.reshape(*lead, self.out_features)
 
     @classmethod

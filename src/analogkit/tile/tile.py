@@ -8,10 +8,13 @@ import torch
 from torch import Tensor, nn
 
 from analogkit.config.tile import TileConfig
-from analogkit.periphery.mvm import AnalogMVMFunction, TileGrid
+from analogkit.inference.base import ProgrammedState
+from analogkit.inference.compensation import global_drift_factor, per_column_drift_factor
+from analogkit.periphery.mvm import AnalogMVMFunction, TileGrid, analog_mvm
 from analogkit.random import make_generator
 
 _CHECKPOINT_FORMAT = 1
+_PROGRAMMED_TENSORS = ("programmed_weight", "program_scale", "drift_reference", "drift_alpha")
 
 
 class ConfigMismatchError(ValueError):
@@ -67,27 +70,40 @@ class AnalogTile(nn.Module):
             self.out_scales = nn.Parameter(torch.ones(n))
         self.register_buffer("_device_probe", torch.empty(0), persistent=False)
         self.generator = make_generator(seed)
+        self._clear_programming()
 
     # -- compute ----------------------------------------------------------------------------
     def forward(self, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         """``x``: (N, G, in), ``weight``: (G, out, in), ``bias``: (G·out,) or None → (N, G, out)."""
         cfg = self.config
         g, out = self.groups, self.out_size
-        w = weight
         if self.analog_bias and bias is not None:
             x = torch.cat([x, x.new_ones(x.shape[0], g, 1)], dim=-1)
-            w = torch.cat([w, bias.reshape(g, out, 1)], dim=-1)
-        scale = self.mapping_scales(w)
-        if scale is not None:
-            w = w / scale
-        y = AnalogMVMFunction.apply(x, w, self.grid, cfg.forward, cfg.backward, self.generator)
-        if scale is not None:
-            y = y * scale.reshape(1, g, -1)
+        if self.programmed_weight is not None and not self.training:
+            # inference on the programmed (and drifted) conductances, with drift compensation
+            y = AnalogMVMFunction.apply(x, self.programmed_weight, self.grid, cfg.forward, cfg.backward, self.generator)
+            if self.drift_alpha is not None:
+                y = y * self.drift_alpha.reshape(1, g, -1) if self.drift_alpha.numel() > 1 else y * self.drift_alpha
+            scale = self.program_scale
+        else:
+            w = self._crossbar_weight(weight, bias)
+            scale = self.mapping_scales(w)
+            if scale is not None:
+                w = w / scale
+            y = AnalogMVMFunction.apply(x, w, self.grid, cfg.forward, cfg.backward, self.generator)
+        if scale is not None:  # per layer (1, 1, 1) or per column (G, out, 1)
+            y = y * (scale.reshape(1, g, -1) if scale.numel() > 1 else scale.reshape(()))
         if self.out_scales is not None:
             y = y * self.out_scales.reshape(1, g, -1) if self.out_scales.numel() > 1 else y * self.out_scales
         if bias is not None and not self.analog_bias:
             y = y + bias.reshape(1, g, out)
         return y
+
+    def _crossbar_weight(self, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """The matrix on the crossbar before weight scaling: (G, out, in [+1 analog-bias column])."""
+        if self.analog_bias and bias is not None:
+            return torch.cat([weight, bias.reshape(self.groups, self.out_size, 1)], dim=-1)
+        return weight
 
     def mapping_scales(self, weight: Tensor) -> Tensor | None:
         """Digital scales m with max|W/m| = ω (per layer: shape (1, 1, 1); per column: (G, out, 1)).
@@ -104,6 +120,73 @@ class AnalogTile(nn.Module):
             m = w.amax().reshape(1, 1, 1)
         return torch.where(m > 0, m / omega, torch.ones_like(m))
 
+    # -- inference: programming, drift, compensation ---------------------------------------
+    def _clear_programming(self) -> None:
+        self.programmed_state: ProgrammedState | None = None
+        self.programmed_weight: Tensor | None = None  # (G, out, in) on the crossbar, after noise
+        self.program_scale: Tensor | None = None  # digital weight-scaling factors frozen at programming
+        self.drift_reference: Tensor | None = None  # one-hot read right after programming
+        self.drift_alpha: Tensor | None = None  # compensation factor applied in eval mode
+        self.t_inference: float | None = None
+
+    @property
+    def is_programmed(self) -> bool:
+        return self.programmed_state is not None
+
+    @torch.no_grad()
+    def program(self, weight: Tensor, bias: Tensor | None = None) -> None:
+        """Program the crossbar with ``weight`` (and analog bias): conductances get programming noise.
+
+        Stores the programmed state (conductances, drift exponents), the resulting weight used by
+        eval-mode forward passes, and — if drift compensation is on — a reference read of the
+        fresh chip through the forward periphery with one-hot inputs. The parameter is untouched.
+        """
+        w = self._crossbar_weight(weight, bias).detach()
+        scale = self.mapping_scales(w)
+        if scale is not None:
+            w = w / scale
+        model = self.config.noise_model
+        state = model.program(w, self.generator)
+        self.programmed_state = state
+        self.program_scale = scale
+        self.t_inference = 0.0
+        self.programmed_weight = model.programmed_weights(state).to(w.dtype)
+        self.drift_alpha = None
+        self.drift_reference = None
+        if self.config.drift_compensation != "none":
+            self.drift_reference = self._reference_read(self.programmed_weight)
+            self.drift_alpha = torch.ones((), dtype=w.dtype, device=w.device)
+
+    @torch.no_grad()
+    def drift(self, t_inference: float) -> None:
+        """Conductances ``t_inference`` seconds after programming (drift and read noise), and the
+        drift-compensation factor from a one-hot read compared with the reference."""
+        if self.programmed_state is None:
+            raise RuntimeError("drift: this tile has not been programmed; call program() first")
+        if isinstance(t_inference, bool) or not isinstance(t_inference, (int, float)) or not t_inference >= 0:
+            raise ValueError(f"drift: t_inference {t_inference!r} is not allowed; use seconds >= 0")
+        model = self.config.noise_model
+        w_t = model.drifted_weights(self.programmed_state, float(t_inference), self.generator)
+        self.programmed_weight = w_t.to(self.programmed_weight.dtype)  # type: ignore[union-attr]
+        self.t_inference = float(t_inference)
+        if self.drift_reference is not None:
+            now = self._reference_read(self.programmed_weight)
+            if self.config.drift_compensation == "global":
+                self.drift_alpha = global_drift_factor(self.drift_reference, now)
+            else:  # one factor per output column of every group: (G·out,)
+                n_in = now.shape[0]
+                self.drift_alpha = per_column_drift_factor(self.drift_reference.reshape(n_in, -1), now.reshape(n_in, -1))
+
+    def _reference_read(self, w: Tensor) -> Tensor:
+        """Forward read of one-hot inputs through the periphery: (in, G, out)."""
+        n_in = w.shape[-1]
+        eye = torch.eye(n_in, dtype=w.dtype, device=w.device).unsqueeze(1).expand(n_in, self.groups, n_in)
+        return analog_mvm(eye.contiguous(), w, self.grid, self.config.forward, self.generator)
+
+    def clear_programming(self) -> None:
+        """Forget the programmed state: eval-mode forward uses the trained parameter again."""
+        self._clear_programming()
+
     # -- bookkeeping ------------------------------------------------------------------------
     @property
     def n_tiles(self) -> int:
@@ -115,6 +198,14 @@ class AnalogTile(nn.Module):
 
     def _apply(self, fn: Any, recurse: bool = True) -> "AnalogTile":  # type: ignore[override]
         super()._apply(fn, recurse)
+        for name in _PROGRAMMED_TENSORS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, fn(value))
+        if self.programmed_state is not None:
+            self.programmed_state = ProgrammedState.from_state_dict(
+                {k: fn(v) if v.is_floating_point() else v.to(self._device_probe.device) for k, v in self.programmed_state.state_dict().items()}
+            )
         device = self._device_probe.device
         if self.generator.device != device:
             # A generator cannot move between devices; continue deterministically from the old one.
@@ -124,12 +215,19 @@ class AnalogTile(nn.Module):
 
     def get_extra_state(self) -> dict[str, Any]:
         """Plain data only (loads with ``torch.load(weights_only=True)``): config, generator, format."""
-        return {
+        state: dict[str, Any] = {
             "format": _CHECKPOINT_FORMAT,
             "config": self.config.to_dict(),
             "generator_state": self.generator.get_state(),
             "generator_device": str(self.generator.device),
         }
+        if self.programmed_state is not None:
+            state["programmed"] = {
+                "state": self.programmed_state.state_dict(),
+                "t_inference": self.t_inference,
+                **{name: getattr(self, name) for name in _PROGRAMMED_TENSORS},
+            }
+        return state
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         stored = TileConfig.from_dict(state["config"])
@@ -140,6 +238,15 @@ class AnalogTile(nn.Module):
                 f"{differences}. Build the model with the checkpoint's config "
                 "(analogkit.nn.tile_configs_in(state_dict) lists them) or convert it again."
             )
+        self._clear_programming()
+        programmed = state.get("programmed")
+        if programmed is not None:
+            device = self._device_probe.device
+            self.programmed_state = ProgrammedState.from_state_dict(programmed["state"]).to(device)
+            self.t_inference = programmed["t_inference"]
+            for name in _PROGRAMMED_TENSORS:
+                value = programmed[name]
+                setattr(self, name, None if value is None else value.to(device))
         if state.get("generator_device") == str(self.generator.device):
             self.generator.set_state(state["generator_state"])
         else:
