@@ -17,16 +17,23 @@ import analogkit
 from analogkit.nn import AnalogLinear
 
 
-def median_ms(fn, repeats: int) -> float:
+def interleaved_ms(ref, fn, repeats: int) -> tuple[float, float]:
+    """Median times (ms) of ``ref`` and ``fn``, measured alternately so both see the same machine load."""
     for _ in range(3):
+        ref()
         fn()
-    times = []
+    t_ref, t_fn = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
+        ref()
+        t1 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return 1e3 * times[len(times) // 2]
+        t2 = time.perf_counter()
+        t_ref.append(t1 - t0)
+        t_fn.append(t2 - t1)
+    t_ref.sort()
+    t_fn.sort()
+    return 1e3 * t_ref[repeats // 2], 1e3 * t_fn[repeats // 2]
 
 
 def main() -> None:
@@ -44,8 +51,7 @@ def main() -> None:
         ref = torch.nn.Linear(size, size)
         layer = AnalogLinear.from_digital(ref)
         with torch.no_grad():
-            t_ref = median_ms(lambda: ref(x), args.repeats)
-            t_ana = median_ms(lambda: layer(x), args.repeats)
+            t_ref, t_ana = interleaved_ms(lambda: ref(x), lambda: layer(x), args.repeats)
         print(f"{size:>6} {layer.tile.n_tiles:>6} {t_ref:>13.3f} {t_ana:>10.3f} {t_ana / t_ref:>6.2f}×")
 
 
