@@ -74,7 +74,8 @@ __all__ = [
 ]
 
 #: Modifier functions by ``WeightModifier.type``: ``fn(w, a, cfg, generator) -> w_mod`` on a
-#: detached weight, ``a`` the reference weight magnitude (a tensor broadcastable to ``w``, > 0).
+#: detached weight, ``a`` the reference weight magnitude (a tensor broadcastable to ``w``; 0 if
+#: all weights are 0, so divide only where a > 0).
 WEIGHT_MODIFIERS = Registry("weight modifier")
 
 DEFAULT_POLY_COEFFS = (0.0105392, 0.0768, -0.046925)

@@ -71,10 +71,13 @@ def remap_weights(w: Tensor, cfg: WeightRemap) -> tuple[Tensor, Tensor]:
     """Return (w_remapped, scales) with w = w_remapped·scales and max|w_remapped| = remapped_wmax.
 
     ``w``: (out, in) or (G, out, in). ``w_remapped`` = w/scales (differentiable in ``w``, scales
-    constant), clamped to ±remapped_wmax so that float rounding never exceeds the range.
+    constant), clamped to ±remapped_wmax so that float rounding never exceeds the range (the clamp
+    moves values by at most an ulp and is invisible to autograd).
     """
     scales = remap_scales(w, cfg)
     if cfg.type == "none":
         return w, scales
     r = cfg.remapped_wmax
-    return (w / scales).clamp(-r, r), scales
+    w_r = w / scales
+    # clamp away float rounding above r (at most an ulp); the gradient stays 1/scales everywhere
+    return w_r.detach().clamp(-r, r) + (w_r - w_r.detach()), scales
