@@ -1,0 +1,139 @@
+"""Entry point of the pulsed update: ``pulsed_update_`` picks a back-end and applies ΔW = −lr·d xᵀ.
+
+The semantics (bit length, update management, coincidence counting, per-sample order) are in
+:mod:`analogkit.update.trains`; the back-ends are :mod:`analogkit.update.reference` (plain
+PyTorch, every device, CPU/CUDA) and :mod:`analogkit.update.kernels` (fused numba kernel, CPU,
+affine-step and ideal devices). ``backend="auto"`` takes the kernel where it applies (unless the
+environment sets ``ANALOGKIT_KERNELS=torch``) and the reference otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from analogkit.devices.base import Device, DeviceState
+from analogkit.update import kernels as _kernels
+from analogkit.update.config import UpdateConfig
+from analogkit.update.reference import reference_update_
+
+__all__ = ["UpdateStats", "pulsed_update_", "select_backend", "fp_update_"]
+
+
+@dataclass
+class UpdateStats:
+    """Light statistics of one ``pulsed_update_`` call (for tests and diagnostics).
+
+    ``bl``: BL_n per sample (0 where the sample was skipped: max|x_n| or max|d_n| is 0);
+    ``pulses``: Σ |count| over elements and samples; ``max_count``: the largest count of one element
+    in one sample (<= BL_n); ``backend``: ``"torch"``, ``"numba"`` or ``"fp"`` (pulse_type none).
+    """
+
+    backend: str
+    bl: Tensor
+    pulses: int
+    max_count: int
+    kernel: str = ""
+
+    @property
+    def samples(self) -> int:
+        """Samples that produced pulse trains."""
+        return int((self.bl > 0).sum())
+
+    @property
+    def skipped(self) -> int:
+        return int(self.bl.numel()) - self.samples
+
+    @property
+    def mean_bl(self) -> float:
+        """Mean BL over the samples that were not skipped (0.0 if none)."""
+        n = self.samples
+        return float(self.bl.sum()) / n if n else 0.0
+
+
+def _check_inputs(device: Device, state: DeviceState, x: Tensor, d: Tensor, lr: float, cfg: UpdateConfig,
+                  generator: torch.Generator, dw_min: float) -> None:
+    if not isinstance(cfg, UpdateConfig):
+        raise TypeError(f"pulsed_update_: cfg must be an UpdateConfig, got {type(cfg).__name__}")
+    if not isinstance(device, Device):
+        raise TypeError(f"pulsed_update_: device must be a Device config, got {type(device).__name__}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"pulsed_update_: generator must be a torch.Generator, got {generator!r}")
+    if not isinstance(x, Tensor) or not isinstance(d, Tensor):
+        raise TypeError("pulsed_update_: x and d must be tensors")
+    if x.dim() != 2 or d.dim() != 2 or x.shape[0] != d.shape[0]:
+        raise ValueError(f"pulsed_update_: x {tuple(x.shape)} and d {tuple(d.shape)} must be (M, in) and (M, out)")
+    if tuple(state.w.shape) != (d.shape[1], x.shape[1]):
+        raise ValueError(
+            f"pulsed_update_: state.w has shape {tuple(state.w.shape)}, expected (out, in) = {(d.shape[1], x.shape[1])}"
+        )
+    if x.device != state.w.device or d.device != state.w.device:
+        raise ValueError(f"pulsed_update_: x, d and the state must be on one device (got {x.device}, {d.device}, {state.w.device})")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"pulsed_update_: lr {lr!r} is not allowed; use a finite number >= 0")
+    if isinstance(dw_min, bool) or not isinstance(dw_min, (int, float)) or not math.isfinite(dw_min) or dw_min <= 0:
+        raise ValueError(f"pulsed_update_: dw_min {dw_min!r} is not allowed; use a step > 0")
+
+
+def select_backend(device: Device, state: DeviceState, cfg: UpdateConfig) -> str:
+    """``"numba"`` or ``"torch"``: what ``pulsed_update_`` runs for this device, state and config."""
+    if cfg.pulse_type == "none":
+        return "fp"
+    if cfg.backend == "torch":
+        return "torch"
+    supported = _kernels.kernel_supported(device, state)
+    if cfg.backend == "numba":
+        if not supported:
+            raise ValueError(
+                f"UpdateConfig.backend: 'numba' is not allowed for {type(device).__name__} on "
+                f"{state.w.device.type}/{state.w.dtype}; use 'auto' or 'torch' (the kernel covers affine-step "
+                "and ideal devices, CPU float32/float64)"
+            )
+        return "numba"
+    if supported and os.environ.get("ANALOGKIT_KERNELS", "numba") != "torch":
+        return "numba"
+    return "torch"
+
+
+def fp_update_(state: DeviceState, x: Tensor, d: Tensor, lr: float) -> None:
+    """pulse_type ``"none"``: w ← clip(w − lr·dᵀx, w_min, w_max) in floating point (no pulses).
+
+    The whole batch is applied at once and clipped once; the write noise is not redrawn.
+    """
+    w = state.w
+    new = torch.addmm(w, d.to(w.dtype).t(), x.to(w.dtype), alpha=-float(lr))
+    w.copy_(torch.minimum(torch.maximum(new, state.w_min), state.w_max))
+
+
+@torch.no_grad()
+def pulsed_update_(
+    device: Device, state: DeviceState, x: Tensor, d: Tensor, lr: float, cfg: UpdateConfig,
+    generator: torch.Generator, dw_min: float | None = None,
+) -> UpdateStats:
+    """Apply ΔW = −lr·d xᵀ to a device array as pulses, in place; return light statistics.
+
+    ``x``: (M, in) inputs, ``d``: (M, out) output gradients, ``state.w``: (out, in); the M samples
+    are applied in order. ``dw_min``: the step the pulse trains are planned with (default
+    ``device.dw_min``). Semantics: :mod:`analogkit.update.trains` (Gokmen & Vlasov 2016); the
+    device's own physics (steps, noise, bounds, write noise) act on every pulse.
+    """
+    dw_min = float(device.dw_min if dw_min is None else dw_min)
+    _check_inputs(device, state, x, d, lr, cfg, generator, dw_min)
+    lr = float(lr)
+    backend = select_backend(device, state, cfg)
+    m = x.shape[0]
+    if backend == "fp":
+        if lr > 0 and m:
+            fp_update_(state, x, d, lr)
+        return UpdateStats("fp", torch.zeros(m, dtype=torch.int64), 0, 0, kernel="")
+    if m == 0 or x.shape[1] == 0 or d.shape[1] == 0:
+        return UpdateStats(backend, torch.zeros(m, dtype=torch.int64), 0, 0)
+    if backend == "numba":
+        bl, pulses, max_count, kernel = _kernels.kernel_update_(device, state, x, d, lr, cfg, generator, dw_min)
+        return UpdateStats("numba", torch.from_numpy(bl), pulses, max_count, kernel)
+    bl, pulses, max_count = reference_update_(device, state, x, d, lr, cfg, generator, dw_min)
+    return UpdateStats("torch", bl.cpu(), pulses, max_count, "reference")
