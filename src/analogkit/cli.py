@@ -62,5 +62,60 @@ def run(epochs: int, lr: float, seed: int) -> None:
     click.echo(f"accuracy cost of the analog periphery: {100 * (results['digital'] - results['analog']):+.1f} points")
 
 
+def _load_device(name_or_file: str):  # noqa: ANN202 - returns a Device
+    """A device preset by name, or a device config from a YAML/JSON file (with a ``kind`` key)."""
+    from pathlib import Path
+
+    import yaml
+
+    from analogkit.devices import DEVICE_PRESETS, build_preset, device_from_dict
+
+    path = Path(name_or_file)
+    if path.suffix in (".yaml", ".yml", ".json"):
+        if not path.is_file():
+            raise click.BadParameter(f"no such file: {path}", param_hint="DEVICE")
+        data = yaml.safe_load(path.read_text())
+        try:
+            return device_from_dict(data)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="DEVICE") from None
+    if name_or_file not in DEVICE_PRESETS:
+        raise click.BadParameter(
+            f"unknown device preset {name_or_file!r}; use one of {', '.join(DEVICE_PRESETS)} or a .yaml file",
+            param_hint="DEVICE",
+        )
+    return build_preset(name_or_file)
+
+
+@main.group()
+def device() -> None:
+    """Pulsed device models: list presets, plot responses."""
+
+
+@device.command("plot")
+@click.argument("name")
+@click.option("-o", "--output", default="device.png", show_default=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--pulses", type=click.IntRange(1), default=None, help="Pulses per up/down ramp (default: the device's range in steps).")
+@click.option("--cycles", type=click.IntRange(1), default=2, show_default=True, help="Up/down cycles.")
+@click.option("--traces", type=click.IntRange(1), default=5, show_default=True, help="Devices drawn (device-to-device variation).")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+def device_plot(name: str, output: str, pulses: int | None, cycles: int, traces: int, seed: int) -> None:
+    """Plot the pulse response and the update step vs weight of a device preset NAME or a YAML file."""
+    from analogkit.analysis.device_plots import plot_device
+
+    dev = _load_device(name)
+    path = plot_device(dev, output, title=name, n_pulses=pulses, n_cycles=cycles, n_traces=traces, seed=seed)
+    click.echo(f"wrote {path}")
+
+
+@device.command("list")
+def device_list() -> None:
+    """Device presets, one line each with its source."""
+    from analogkit.devices import DEVICE_PRESETS, preset_source
+
+    for name in DEVICE_PRESETS:
+        click.echo(f"{name:<18} {preset_source(name)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

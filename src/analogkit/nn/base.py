@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import torch
 from torch import Tensor, nn
 
 from analogkit.config.tile import TileConfig
@@ -21,7 +22,29 @@ class AnalogLayer(nn.Module):
 
     def tile_weight(self) -> Tensor:
         """The weight as the tile sees it: (groups, out per group, in per group), a view."""
-        raise NotImplementedError  # pragma: no cover - every subclass overrides
+        return self.weight.reshape(self.tile.groups, self.tile.out_size, -1)
+
+    def _attach_weight(self) -> None:
+        """For a pulsed tile, make ``weight`` a buffer that *is* the devices' hidden weight (a view
+        of the tile's ``device_w``): the initial values are written into the devices (clipped to
+        their bounds) and from then on only pulses change it. Called at the end of ``__init__``."""
+        if not self.tile.is_pulsed:
+            return
+        shape = self.weight.shape
+        initial = self.weight.detach()
+        del self._parameters["weight"]
+        self.tile.set_weights(initial.reshape(self.tile.groups, self.tile.out_size, -1))
+        self.register_buffer("weight", self.tile.device_w.view(shape))
+
+    @torch.no_grad()
+    def set_weight(self, weight: Tensor) -> None:
+        """Set the weight (same shape as ``self.weight``); for pulsed tiles, clipped to the devices' bounds."""
+        if tuple(weight.shape) != tuple(self.weight.shape):
+            raise ValueError(f"set_weight: shape {tuple(weight.shape)} is not allowed; use {tuple(self.weight.shape)}")
+        if self.tile.is_pulsed:
+            self.tile.set_weights(weight.reshape(self.tile.groups, self.tile.out_size, -1))
+        else:
+            self.weight.copy_(weight)
 
     def to_digital(self) -> nn.Module:  # pragma: no cover - every subclass overrides
         raise NotImplementedError

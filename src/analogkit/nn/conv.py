@@ -98,6 +98,7 @@ class _AnalogConvNd(AnalogLayer):
         self.tile = AnalogTile(out_channels // groups, self.patch_size, config, groups=groups, bias=bias, seed=seed)
         self.tile.to(device=device)
         self.reset_parameters()
+        self._attach_weight()
 
     def reset_parameters(self) -> None:
         """The initialisation of ``nn.Conv*d``."""
@@ -117,9 +118,6 @@ class _AnalogConvNd(AnalogLayer):
                 amounts += [total // 2, total - total // 2]
             return amounts
         return [p for p in reversed(self.padding) for _ in range(2)]  # type: ignore[arg-type]
-
-    def tile_weight(self) -> Tensor:
-        return self.weight.reshape(self.groups, self.out_channels // self.groups, self.patch_size)
 
     def forward(self, x: Tensor) -> Tensor:
         nd = self._nd
@@ -161,7 +159,7 @@ class _AnalogConvNd(AnalogLayer):
             device=module.weight.device, dtype=module.weight.dtype, seed=seed,  # type: ignore[union-attr]
         )
         with torch.no_grad():
-            layer.weight.copy_(module.weight)  # type: ignore[arg-type]
+            layer.set_weight(module.weight)  # type: ignore[arg-type]
             if module.bias is not None:
                 layer.bias.copy_(module.bias)  # type: ignore[union-attr,arg-type]
         layer.train(module.training)

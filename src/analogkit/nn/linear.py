@@ -48,6 +48,7 @@ class AnalogLinear(AnalogLayer):
         self.tile = AnalogTile(out_features, in_features, config, bias=bias, seed=seed)
         self.tile.to(device=device)
         self.reset_parameters()
+        self._attach_weight()
 
     def reset_parameters(self) -> None:
         """The initialisation of ``nn.Linear`` (Kaiming-uniform weight, uniform bias)."""
@@ -55,9 +56,6 @@ class AnalogLinear(AnalogLayer):
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_features)
             nn.init.uniform_(self.bias, -bound, bound)
-
-    def tile_weight(self) -> Tensor:
-        return self.weight.unsqueeze(0)
 
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]
@@ -72,7 +70,7 @@ class AnalogLinear(AnalogLayer):
             device=module.weight.device, dtype=module.weight.dtype, seed=seed,
         )
         with torch.no_grad():
-            layer.weight.copy_(module.weight)
+            layer.set_weight(module.weight)
             if module.bias is not None:
                 layer.bias.copy_(module.bias)  # type: ignore[union-attr]
         layer.train(module.training)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -9,9 +10,14 @@ from torch import Tensor, nn
 
 from analogkit.config.tile import TileConfig
 from analogkit.inference.base import ProgrammedState
+from analogkit.inference.clipping import clip_weights_
 from analogkit.inference.compensation import global_drift_factor, per_column_drift_factor
+from analogkit.inference.modifiers import apply_weight_modifier
+from analogkit.periphery.input_range import InputRange
+from analogkit.devices.base import DeviceState
 from analogkit.periphery.mvm import AnalogMVMFunction, TileGrid, analog_mvm
 from analogkit.random import make_generator
+from analogkit.tile.pulsed import PulsedMVMFunction
 
 _CHECKPOINT_FORMAT = 1
 _PROGRAMMED_TENSORS = ("programmed_weight", "program_scale", "drift_reference", "drift_alpha")
@@ -71,28 +77,135 @@ class AnalogTile(nn.Module):
         self.register_buffer("_device_probe", torch.empty(0), persistent=False)
         self.generator = make_generator(seed)
         self._clear_programming()
+        self.input_range: InputRange | None = None
+        self._io_ranged = config.forward
+        if config.input_range.enable:
+            self.input_range = InputRange(config.input_range, groups=groups)
+            # with a learned static range the DAC sees x/r directly: no dynamic noise management
+            self._io_ranged = config.forward.replace(noise_management="none", inp_bound=1.0)
+        self.update_handle: nn.Parameter | None = None
+        self._device_names: list[str] = []
+        self._pending: list[tuple[Tensor, Tensor]] = []
+        if config.device is not None:
+            self._init_pulsed()
+
+    # -- on-chip (pulsed) training ------------------------------------------------------------
+    @property
+    def is_pulsed(self) -> bool:
+        """Whether the weight is device state trained by pulses (the config has a device)."""
+        return self.config.device is not None
+
+    def _init_pulsed(self) -> None:
+        mapping = self.config.mapping
+        if not mapping.digital_bias:
+            raise ValueError(
+                "MappingConfig.digital_bias: False is not allowed with a pulsed device yet; "
+                "use a digital bias for on-chip training"
+            )
+        if mapping.weight_scaling_omega > 0:
+            raise ValueError(
+                f"MappingConfig.weight_scaling_omega: {mapping.weight_scaling_omega} is not allowed with a "
+                "pulsed device yet; use 0 (the device's own bounds set the weight range)"
+            )
+        state = self.config.device.build_state((self.groups, self.out_size, self.in_size), self.generator)
+        for name, tensor in state.tensors().items():
+            self.register_buffer(f"device_{name}", tensor)
+        self._device_names = state.names()
+        self.update_handle = nn.Parameter(torch.empty(0))
+        self.update_handle._analog_tile = weakref.ref(self)  # type: ignore[attr-defined]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # deepcopy/unpickling: the copied update handle must point at this copy, not the original
+        super().__setstate__(state)
+        if self.update_handle is not None:
+            self.update_handle._analog_tile = weakref.ref(self)  # type: ignore[attr-defined]
+
+    @property
+    def device_state(self) -> DeviceState:
+        """The devices' tensors (views of this tile's buffers; writes go through)."""
+        t = {name: getattr(self, f"device_{name}") for name in self._device_names}
+        core = ("w", "dw_up", "dw_down", "w_max", "w_min")
+        return DeviceState(**{k: t[k] for k in core}, extra={k: v for k, v in t.items() if k not in core})
+
+    @torch.no_grad()
+    def set_weights(self, weight: Tensor) -> None:
+        """Write ``weight`` (G, out, in) into the devices' hidden weights (clipped to their bounds)."""
+        if not self.is_pulsed:
+            raise RuntimeError("set_weights: only pulsed tiles hold their weight as device state")
+        self.config.device.set_weights(self.device_state, weight.to(self.device_w), self.generator)
+
+    def record_update(self, x: Tensor, d: Tensor) -> None:
+        """Keep one (inputs, output gradients) pair for the next pulsed update (called by backward)."""
+        self._pending.append((x.detach(), d.detach()))
+
+    @property
+    def has_pending_update(self) -> bool:
+        return bool(self._pending)
+
+    @torch.no_grad()
+    def apply_update(self, lr: float) -> None:
+        """Turn the recorded (x, d) pairs into pulses (W ← W − lr·d xᵀ on the devices), in order,
+        then apply the devices' per-batch decay and diffusion (if configured)."""
+        from analogkit.update.engine import pulsed_update_
+
+        if not self.is_pulsed:
+            raise RuntimeError("apply_update: this tile has no pulsed device")
+        device, cfg = self.config.device, self.config.update
+        state = self.device_state
+        pending, self._pending = self._pending, []
+        for x, d in pending:
+            for g in range(self.groups):  # groups are separate matrices (usually 1)
+                sub = state._map(lambda t, g=g: t[g])
+                pulsed_update_(device, sub, x[:, g].contiguous(), d[:, g].contiguous(), lr, cfg, self.generator)
+        if getattr(device, "lifetime", 0) > 0:
+            device.decay(state, self.generator)
+        if getattr(device, "diffusion", 0) > 0:
+            device.diffuse(state, self.generator)
+
+    def discard_update(self) -> None:
+        """Drop recorded (x, d) pairs without applying them."""
+        self._pending = []
 
     # -- compute ----------------------------------------------------------------------------
     def forward(self, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         """``x``: (N, G, in), ``weight``: (G, out, in), ``bias``: (G·out,) or None → (N, G, out)."""
         cfg = self.config
         g, out = self.groups, self.out_size
+        io_fwd, r = cfg.forward, None
+        if self.input_range is not None:
+            x = self.input_range(x)  # clip to the learned range ±r (range gradient inside)
+            r = self.input_range.range().to(x.dtype)
+            r = r.reshape(()) if g == 1 else r.reshape(1, g, 1)
+            x = x / r
+            io_fwd = self._io_ranged
         if self.analog_bias and bias is not None:
-            x = torch.cat([x, x.new_ones(x.shape[0], g, 1)], dim=-1)
+            x = torch.cat([x, x.new_ones(x.shape[0], g, 1) / (1.0 if r is None else r)], dim=-1)
         if self.programmed_weight is not None and not self.training:
             # inference on the programmed (and drifted) conductances, with drift compensation
-            y = AnalogMVMFunction.apply(x, self.programmed_weight, self.grid, cfg.forward, cfg.backward, self.generator)
+            y = AnalogMVMFunction.apply(x, self.programmed_weight, self.grid, io_fwd, cfg.backward, self.generator)
             if self.drift_alpha is not None:
                 y = y * self.drift_alpha.reshape(1, g, -1) if self.drift_alpha.numel() > 1 else y * self.drift_alpha
             scale = self.program_scale
+        elif self.is_pulsed:
+            w = self.config.device.apparent_weight(self.device_state)
+            if self.training and torch.is_grad_enabled():
+                y = PulsedMVMFunction.apply(x, self.update_handle, w, self.grid, io_fwd, cfg.backward, self.generator, self)
+            else:
+                y = AnalogMVMFunction.apply(x, w, self.grid, io_fwd, cfg.backward, self.generator)
+            scale = None
         else:
+            if self.training and cfg.clip.type != "none":
+                clip_weights_(weight, cfg.clip)  # in place on the parameter: as after each optimizer step
             w = self._crossbar_weight(weight, bias)
             scale = self.mapping_scales(w)
             if scale is not None:
                 w = w / scale
-            y = AnalogMVMFunction.apply(x, w, self.grid, cfg.forward, cfg.backward, self.generator)
+            w = apply_weight_modifier(w, cfg.modifier, self.generator, training=self.training)
+            y = AnalogMVMFunction.apply(x, w, self.grid, io_fwd, cfg.backward, self.generator)
         if scale is not None:  # per layer (1, 1, 1) or per column (G, out, 1)
             y = y * (scale.reshape(1, g, -1) if scale.numel() > 1 else scale.reshape(()))
+        if r is not None:
+            y = y * r
         if self.out_scales is not None:
             y = y * self.out_scales.reshape(1, g, -1) if self.out_scales.numel() > 1 else y * self.out_scales
         if bias is not None and not self.analog_bias:
