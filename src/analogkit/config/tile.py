@@ -61,8 +61,12 @@ class TileConfig(ConfigBase):
         self.check_type("input_range", InputRangeConfig, "use an InputRangeConfig")
         self.check_type("noise_model", NoiseModel, "use a NoiseModel (for example PCMLikeNoise())")
         self.check_choice("drift_compensation", DRIFT_COMPENSATION)
-        if self.device is not None:
-            self.check_type("device", Device, "use a device config (for example ConstantStepDevice()) or None")
+        if self.device is not None and not (
+            isinstance(self.device, ConfigBase)
+            and all(hasattr(self.device, m) for m in ("build_state", "apparent_weight", "set_weights"))
+        ):
+            # a pulsed device, or a compound of devices with the same interface (unit cells, algorithms)
+            self._fail("device", self.device, "use a device or compound config (for example ConstantStepDevice()) or None")
         self.check_type("update", UpdateConfig, "use an UpdateConfig")
 
     @classmethod

@@ -121,9 +121,17 @@ class AnalogTile(nn.Module):
             self.update_handle._analog_tile = weakref.ref(self)  # type: ignore[attr-defined]
 
     @property
-    def device_state(self) -> DeviceState:
-        """The devices' tensors (views of this tile's buffers; writes go through)."""
+    def device_state(self) -> Any:
+        """The devices' state built on this tile's buffers (views; writes go through).
+
+        A device (or compound of devices) may define ``state_from_tensors(dict)`` to rebuild its
+        own state type from the named tensors of ``build_state(...).tensors()``; plain devices
+        use :class:`DeviceState`.
+        """
         t = {name: getattr(self, f"device_{name}") for name in self._device_names}
+        rebuild = getattr(self.config.device, "state_from_tensors", None)
+        if rebuild is not None:
+            return rebuild(t)
         core = ("w", "dw_up", "dw_down", "w_max", "w_min")
         return DeviceState(**{k: t[k] for k in core}, extra={k: v for k, v in t.items() if k not in core})
 
@@ -151,16 +159,25 @@ class AnalogTile(nn.Module):
         if not self.is_pulsed:
             raise RuntimeError("apply_update: this tile has no pulsed device")
         device, cfg = self.config.device, self.config.update
+        # a compound (unit cell, transfer algorithm, mixed precision) brings its own update
+        update = getattr(device, "pulsed_update_", None)
+        if update is None:
+            def update(state, x, d, lr, cfg, generator):  # noqa: ANN001, ANN202
+                return pulsed_update_(device, state, x, d, lr, cfg, generator)
         state = self.device_state
         pending, self._pending = self._pending, []
         for x, d in pending:
             for g in range(self.groups):  # groups are separate matrices (usually 1)
-                sub = state._map(lambda t, g=g: t[g])
-                pulsed_update_(device, sub, x[:, g].contiguous(), d[:, g].contiguous(), lr, cfg, self.generator)
-        if getattr(device, "lifetime", 0) > 0:
-            device.decay(state, self.generator)
-        if getattr(device, "diffusion", 0) > 0:
-            device.diffuse(state, self.generator)
+                sub = state.select_group(g) if hasattr(state, "select_group") else state._map(lambda t, g=g: t[g])
+                update(sub, x[:, g].contiguous(), d[:, g].contiguous(), lr, cfg, self.generator)
+        post = getattr(device, "post_update_", None)
+        if post is not None:
+            post(state, self.generator)
+        else:
+            if getattr(device, "lifetime", 0) > 0:
+                device.decay(state, self.generator)
+            if getattr(device, "diffusion", 0) > 0:
+                device.diffuse(state, self.generator)
 
     def discard_update(self) -> None:
         """Drop recorded (x, d) pairs without applying them."""
