@@ -1,7 +1,7 @@
 """Analog forward time as a ratio to ``nn.Linear`` measured in the same run.
 
 Default (non-ideal) IO, tiles of at most 512×512, batch 256, sizes 512 and 2048 (16 tiles).
-Also times an eval-mode forward on a programmed, drifted layer once the inference module exists.
+Also times an eval-mode forward on a layer programmed on PCM and drifted to one day.
 
     python benchmarks/forward.py [--threads 2] [--repeats 50]
 """
@@ -14,6 +14,7 @@ import time
 import torch
 
 import analogkit
+from analogkit.inference import drift, program
 from analogkit.nn import AnalogLinear
 
 
@@ -45,14 +46,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     analogkit.manual_seed(0)
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, median of {args.repeats}")
-    print(f"{'size':>6} {'tiles':>6} {'nn.Linear ms':>13} {'analog ms':>10} {'ratio':>7}")
+    print(f"{'layer':<26} {'size':>6} {'tiles':>6} {'nn.Linear ms':>13} {'analog ms':>10} {'ratio':>7}")
     for size in (512, 2048):
         x = torch.randn(args.batch, size)
         ref = torch.nn.Linear(size, size)
         layer = AnalogLinear.from_digital(ref)
-        with torch.no_grad():
-            t_ref, t_ana = interleaved_ms(lambda: ref(x), lambda: layer(x), args.repeats)
-        print(f"{size:>6} {layer.tile.n_tiles:>6} {t_ref:>13.3f} {t_ana:>10.3f} {t_ana / t_ref:>6.2f}×")
+        programmed = AnalogLinear.from_digital(ref).eval()
+        program(programmed)
+        drift(programmed, 86400.0)  # PCM, one day after programming, global drift compensation
+        for name, module in (("analog (default IO)", layer), ("programmed + drifted, eval", programmed)):
+            with torch.no_grad():
+                t_ref, t_ana = interleaved_ms(lambda: ref(x), lambda: module(x), args.repeats)
+            print(f"{name:<26} {size:>6} {module.tile.n_tiles:>6} {t_ref:>13.3f} {t_ana:>10.3f} {t_ana / t_ref:>6.2f}×")
 
 
 if __name__ == "__main__":
