@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import torch
@@ -19,6 +20,32 @@ class AnalogLayer(nn.Module):
     @property
     def config(self) -> TileConfig:
         return self.tile.config
+
+    def reset_parameters(self) -> None:
+        """The initialisation of ``nn.Linear``/``nn.Conv*d``: Kaiming-uniform weight, uniform bias
+        in ±1/sqrt(fan_in), with fan_in the inputs of one output (per group)."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.tile.in_size)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @torch.no_grad()
+    def _copy_from(self, module: nn.Module) -> "AnalogLayer":
+        """Take weights, bias and training mode of the digital ``module`` (as ``from_digital`` does)."""
+        self.set_weight(module.weight)  # type: ignore[arg-type]
+        if module.bias is not None:
+            self.bias.copy_(module.bias)  # type: ignore[union-attr,arg-type]
+        self.train(module.training)
+        return self
+
+    @torch.no_grad()
+    def _copy_to(self, module: nn.Module) -> nn.Module:
+        """Give the digital ``module`` this layer's weights, bias and training mode (``to_digital``)."""
+        module.weight.copy_(self.weight)  # type: ignore[operator]
+        if self.bias is not None:
+            module.bias.copy_(self.bias)  # type: ignore[union-attr,operator]
+        module.train(self.training)
+        return module
 
     def tile_weight(self) -> Tensor:
         """The weight as the tile sees it: (groups, out per group, in per group), a view."""

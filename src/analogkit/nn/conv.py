@@ -100,12 +100,6 @@ class _AnalogConvNd(AnalogLayer):
         self.reset_parameters()
         self._attach_weight()
 
-    def reset_parameters(self) -> None:
-        """The initialisation of ``nn.Conv*d``."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.patch_size)
-            nn.init.uniform_(self.bias, -bound, bound)
 
     def _pad_amounts(self) -> list[int]:
         """Padding for ``F.pad`` (last dimension first), from ints or 'same'/'valid'."""
@@ -158,22 +152,12 @@ class _AnalogConvNd(AnalogLayer):
             module.padding_mode, config,  # type: ignore[arg-type]
             device=module.weight.device, dtype=module.weight.dtype, seed=seed,  # type: ignore[union-attr]
         )
-        with torch.no_grad():
-            layer.set_weight(module.weight)  # type: ignore[arg-type]
-            if module.bias is not None:
-                layer.bias.copy_(module.bias)  # type: ignore[union-attr,arg-type]
-        layer.train(module.training)
-        return layer
+        return layer._copy_from(module)  # type: ignore[return-value]
 
     def to_digital(self) -> nn.Module:
         """The equivalent ``nn.Conv*d`` with this layer's weights."""
         module = self._digital(**self._digital_kwargs(), device=self.weight.device, dtype=self.weight.dtype)
-        with torch.no_grad():
-            module.weight.copy_(self.weight)
-            if self.bias is not None:
-                module.bias.copy_(self.bias)
-        module.train(self.training)
-        return module
+        return self._copy_to(module)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

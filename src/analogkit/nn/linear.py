@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor, nn
@@ -50,12 +49,6 @@ class AnalogLinear(AnalogLayer):
         self.reset_parameters()
         self._attach_weight()
 
-    def reset_parameters(self) -> None:
-        """The initialisation of ``nn.Linear`` (Kaiming-uniform weight, uniform bias)."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]
@@ -69,23 +62,13 @@ class AnalogLinear(AnalogLayer):
             module.in_features, module.out_features, module.bias is not None, config,
             device=module.weight.device, dtype=module.weight.dtype, seed=seed,
         )
-        with torch.no_grad():
-            layer.set_weight(module.weight)
-            if module.bias is not None:
-                layer.bias.copy_(module.bias)  # type: ignore[union-attr]
-        layer.train(module.training)
-        return layer
+        return layer._copy_from(module)  # type: ignore[return-value]
 
     def to_digital(self) -> nn.Linear:
         """A plain ``nn.Linear`` with this layer's weights."""
         module = nn.Linear(self.in_features, self.out_features, self.bias is not None,
                            device=self.weight.device, dtype=self.weight.dtype)
-        with torch.no_grad():
-            module.weight.copy_(self.weight)
-            if self.bias is not None:
-                module.bias.copy_(self.bias)
-        module.train(self.training)
-        return module
+        return self._copy_to(module)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
