@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from analogkit.nn.base import AnalogLayer, analog_layers
+from analogkit.nn.base import analog_layers
 
 
 @dataclass

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 try:  # numba is a dependency, but keep the library importable without it
-    import numba
     from numba import njit, prange
 
     HAVE_NUMBA = True

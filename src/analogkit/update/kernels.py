@@ -83,6 +83,10 @@ __all__ = [
 PARALLEL_MIN_WORK = 1 << 17
 #: Train bits drawn (Σ samples × (in + out) × BL) above which the trains are drawn in parallel.
 PARALLEL_MIN_BITS = 1 << 18
+#: Constant steps: a column whose mean path over the call keeps MARGIN·σ_total away from its bounds
+#: gets the sum of its samples in one Gaussian draw; the per-sample clipping could only have acted if
+#: the noise's running sum strayed beyond MARGIN·σ_total, probability <= 4·Φ(−MARGIN) = 2.5e-15.
+MARGIN = 8.0
 
 # count modes of the row kernel
 _STOCHASTIC, _IMPLICIT, _MEAN = 0, 1, 2
@@ -93,17 +97,22 @@ if HAVE_NUMBA:
     from numba.core import types
     from numba.extending import intrinsic
 
-    from analogkit.periphery.kernels import _GOLDEN, _candidate, _mix64, _normal_slow, _unit53
+    from analogkit.periphery.kernels import _GOLDEN, _candidate, _mix64, _normal_slow, _row_normals, _unit53
 
     _LO32 = np.uint64(0xFFFFFFFF)
     _SEED_COLS = np.uint64(0x6A09E667F3BCC909)
     _SEED_ROWS = np.uint64(0xBB67AE8584CAA73B)
     _SEED_NOISE = np.uint64(0x3C6EF372FE94F82B)
     _SLOW = np.uint64(0xD1B54A32D192ED03)
+    _SEED_MEAN = np.uint64(0xA54FF53A5F1D36F1)
+    # Ziggurat tables as globals (compile-time constants): passing arrays to helpers costs
+    # reference counting on every call, which made a helper-drawn Gaussian 10× slower (measured).
+    _ZX = _pk.ZIG_X
+    _ZR = _pk.ZIG_R
 
     @intrinsic
     def _popcount(typingctx, x):
-        """Number of set bits of a uint64 (LLVM ctpop: one POPCNT instruction)."""
+        """Number of set bits of a uint64 (LLVM ctpop: POPCNT, or VPOPCNTQ when vectorised)."""
         sig = types.uint64(types.uint64)
 
         def codegen(context, builder, signature, args):
@@ -111,25 +120,15 @@ if HAVE_NUMBA:
 
         return sig, codegen
 
-    @njit(inline="always", cache=True)
-    def _train_word(key, thr, t0, t1):
-        """Slots t0..t1−1 (t0 even, t1 − t0 <= 64) of the train ``key`` as bits 0..t1−t0−1 of a word:
-        each set independently with probability thr/2³²; one 64-bit draw gives two slots."""
-        width = t1 - t0
-        if thr >= np.uint64(1) << np.uint64(32):  # p = 1: every slot fires
-            if width >= 64:
-                return ~np.uint64(0)
-            return (np.uint64(1) << np.uint64(width)) - np.uint64(1)
-        word = np.uint64(0)
-        for h in range((width + 1) >> 1):
-            v = _mix64(key + np.uint64((t0 >> 1) + h + 1) * _GOLDEN)
-            if (v & _LO32) < thr:
-                word |= np.uint64(1) << np.uint64(2 * h)
-            if 2 * h + 1 < width and (v >> np.uint64(32)) < thr:
-                word |= np.uint64(1) << np.uint64(2 * h + 1)
-        return word
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _gauss(base, ctr, slow):
+        """N(0, 1) draw ``ctr`` of the row stream ``base`` (ziggurat; rare rejections on ``slow``)."""
+        z, u, layer = _candidate(base, ctr, _ZX)
+        if abs(u) >= _ZR[layer]:
+            z, slow = _normal_slow(slow, u, layer, _ZX, _ZR)
+        return z, slow
 
-    @njit(cache=True)
+    @njit(cache=True, error_model="numpy")
     def _plan(x, d, lr, dw_min, desired_bl, bl_mgmt, um, k_um, fixed_long, bl, a_sc, b_sc):
         """BL_n, A_n, B_n per sample (formulas of :mod:`analogkit.update.trains`); returns Σ BL_n."""
         total = 0
@@ -163,263 +162,523 @@ if HAVE_NUMBA:
                 b_sc[n] = base
         return total
 
-    @njit(inline="always", cache=True)
-    def _sample_trains(n, x, d, mode, x_res, d_res, seed, bl, a_sc, b_sc,
-                       colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, nrow):
-        """Row and column trains of sample ``n`` (bits, or quantised probabilities); compacted columns."""
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _draw_bits(out, thr, stream, first, n_pairs, b, wd):
+        """Word ``wd`` (slots 64·wd .. min(b, 64·wd + 64) − 1) of trains k = 0..len(out) − 1 with
+        per-slot probability thr[k]/2³². Slot pair h of train t is the draw
+        mix(stream + (t·n_pairs + h + 1)·G), t = first + k: low 32 bits → slot 2h, high → 2h + 1.
+        The loop over trains is innermost, so it vectorises."""
+        t0 = 64 * wd
+        width = min(b, t0 + 64) - t0
+        for k in range(out.shape[0]):
+            out[k] = np.uint64(0)
+        for h in range((width + 1) >> 1):
+            counter = np.uint64((t0 >> 1) + h + 1)
+            lo_bit = np.uint64(1) << np.uint64(2 * h)
+            hi_bit = (np.uint64(1) << np.uint64(2 * h + 1)) if 2 * h + 1 < width else np.uint64(0)
+            for k in range(out.shape[0]):
+                v = _mix64(stream + (np.uint64(first + k) * n_pairs + counter) * _GOLDEN)
+                word = out[k]
+                if (v & _LO32) < thr[k]:
+                    word |= lo_bit
+                if (v >> np.uint64(32)) < thr[k]:
+                    word |= hi_bit
+                out[k] = word
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _sample_trains(n, x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
+        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow):
+        """Trains of sample ``n``: column words (full and a compacted index list of firing columns),
+        row words, or the (quantised) probabilities for the count modes without trains."""
         n_in, n_out = x.shape[1], d.shape[1]
-        nw = rowbits.shape[2]
+        nw = colbits.shape[1]
         b = bl[n]
         nact[n] = 0
         nrow[n] = 0
         if b == 0:
-            for i in range(n_out):
-                rowval[i, n] = 0.0
-                for k in range(rowbits.shape[2]):
-                    rowbits[i, n, k] = np.uint64(0)
             return
         a_n = a_sc[n]
         b_n = b_sc[n]
+        two32 = 4294967296.0
+        if mode == _STOCHASTIC:
+            thr = np.empty(n_in, np.uint64)
+            for j in range(n_in):
+                xv = x[n, j]
+                thr[j] = np.uint64(min(a_n * abs(xv), 1.0) * two32)
+                colsgn[n, j] = 1 if xv > 0 else -1
+            for wd in range(nw):
+                _draw_bits(colbits[n, wd], thr, seed ^ _SEED_COLS, n * n_in, n_pairs, b, wd)
+            cnt = 0
+            for j in range(n_in):
+                fired = False
+                for wd in range(nw):
+                    fired = fired or colbits[n, wd, j] != np.uint64(0)
+                if fired:
+                    colidx[n, cnt] = j
+                    cnt += 1
+            nact[n] = cnt
+            thr_r = np.empty(n_out, np.uint64)
+            tmp = np.empty(n_out, np.uint64)
+            for i in range(n_out):
+                dv = d[n, i]
+                thr_r[i] = np.uint64(min(b_n * abs(dv), 1.0) * two32)
+                rowsgn[i, n] = 1 if dv > 0 else -1
+            for i in range(n_out):
+                rowval[i, n] = 0.0
+            for wd in range(nw):
+                _draw_bits(tmp, thr_r, seed ^ _SEED_ROWS, n * n_out, n_pairs, b, wd)
+                for i in range(n_out):
+                    rowbits[i, n, wd] = tmp[i]
+                    if tmp[i] != np.uint64(0):
+                        rowval[i, n] = 1.0
+            rows = 0
+            for i in range(n_out):
+                if rowval[i, n] > 0.0:
+                    rows += 1
+            nrow[n] = rows if cnt > 0 else 0
+            return
         r_x = x_res if x_res > 0 else 1.0 / b
         r_d = d_res if d_res > 0 else 1.0 / b
-        two32 = 4294967296.0
-        n_cols = np.uint64(n_in)
-        n_rows = np.uint64(n_out)
         cnt = 0
         for j in range(n_in):
             xv = x[n, j]
+            colsgn[n, j] = 1 if xv > 0 else -1
             p = min(a_n * abs(xv), 1.0)
-            if not p > 0.0:
-                continue
-            if mode == _STOCHASTIC:
-                key = _mix64(seed ^ _SEED_COLS ^ ((np.uint64(n) * n_cols + np.uint64(j)) * _GOLDEN))
-                thr = np.uint64(p * two32)
-                fired = False
-                for wd in range(nw):
-                    t0 = 64 * wd
-                    word = _train_word(key, thr, t0, min(b, t0 + 64)) if t0 < b else np.uint64(0)
-                    colbits[n, cnt, wd] = word
-                    fired = fired or word != np.uint64(0)
-                if not fired:
-                    continue
-            elif mode == _IMPLICIT:
+            if mode == _IMPLICIT:
                 p = min(np.rint(p / r_x) * r_x, 1.0)
-                if not p > 0.0:
-                    continue
-            colval[n, cnt] = p
-            colidx[n, cnt] = j
-            colsgn[n, cnt] = 1 if xv > 0 else -1
-            cnt += 1
+            colval[n, j] = p if p > 0.0 else 0.0
+            if p > 0.0:
+                colidx[n, cnt] = j
+                cnt += 1
         nact[n] = cnt
         rows = 0
         for i in range(n_out):
             dv = d[n, i]
-            q = min(b_n * abs(dv), 1.0)
             rowsgn[i, n] = 1 if dv > 0 else -1
-            live = q > 0.0
-            if mode == _STOCHASTIC:
-                key = _mix64(seed ^ _SEED_ROWS ^ ((np.uint64(n) * n_rows + np.uint64(i)) * _GOLDEN))
-                thr = np.uint64(q * two32)
-                fired = False
-                for wd in range(nw):
-                    t0 = 64 * wd
-                    word = _train_word(key, thr, t0, min(b, t0 + 64)) if (live and t0 < b) else np.uint64(0)
-                    rowbits[i, n, wd] = word
-                    fired = fired or word != np.uint64(0)
-                live = fired
-            elif mode == _IMPLICIT and live:
+            q = min(b_n * abs(dv), 1.0)
+            if mode == _IMPLICIT:
                 q = min(np.rint(q / r_d) * r_d, 1.0)
-                live = q > 0.0
-            rowval[i, n] = q if live else 0.0
-            if live:
+            rowval[i, n] = q if q > 0.0 else 0.0
+            if q > 0.0:
                 rows += 1
         nrow[n] = rows if cnt > 0 else 0
 
-    @njit(cache=True)
-    def _trains_serial(x, d, mode, x_res, d_res, seed, bl, a_sc, b_sc,
-                       colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, nrow):
+    @njit(cache=True, error_model="numpy")
+    def _trains_serial(x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
+        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow):
         for n in range(x.shape[0]):
-            _sample_trains(n, x, d, mode, x_res, d_res, seed, bl, a_sc, b_sc,
-                           colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, nrow)
+            _sample_trains(n, x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
+        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow)
 
-    @njit(parallel=True, cache=True)
-    def _trains_parallel(x, d, mode, x_res, d_res, seed, bl, a_sc, b_sc,
-                         colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, nrow):
+    @njit(parallel=True, cache=True, error_model="numpy")
+    def _trains_parallel(x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
+        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow):
         for n in prange(x.shape[0]):
-            _sample_trains(n, x, d, mode, x_res, d_res, seed, bl, a_sc, b_sc,
-                           colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, nrow)
+            _sample_trains(n, x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
+        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow)
 
-    _ZX = _pk.ZIG_X
-    _ZR = _pk.ZIG_R
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _count(mode, i, n, j, b, rv, rowbits, colbits, colval, seed_mean, m_samples, n_in):
+        """Pulses of element (i, j) in sample n (recomputable: mean_count's dither is keyed, not sequential)."""
+        if mode == _STOCHASTIC:
+            c = 0
+            for wd in range(colbits.shape[1]):
+                c += int(_popcount(rowbits[i, n, wd] & colbits[n, wd, j]))
+            return c
+        mu = float(b) * rv * colval[n, j]
+        if mode == _IMPLICIT:
+            return int(np.rint(mu))
+        fl = math.floor(mu)
+        u = _unit53(_mix64(seed_mean + np.uint64((i * m_samples + n) * n_in + j) * _GOLDEN))
+        return int(fl) + (1 if u < mu - fl else 0)
 
-    @njit(inline="always", cache=True)
-    def _gauss(base, ctr, slow):
-        """N(0, 1) draw ``ctr`` of the row stream ``base`` (ziggurat; rare rejections on the stream
-        ``slow``). The tables are globals: array arguments would cost reference counting per call."""
-        z, u, layer = _candidate(base, ctr, _ZX)
-        if abs(u) >= _ZR[layer]:
-            z, slow = _normal_slow(slow, u, layer, _ZX, _ZR)
-        return z, slow
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _series(n, y):
+        """Σ_{k<n} (1 + y)^k for |y| <= 1e-6: n + C(n,2)·y + C(n,3)·y² (relative error < 1e-12 for n <= 64)."""
+        return n + 0.5 * n * (n - 1.0) * y + n * (n - 1.0) * (n - 2.0) / 6.0 * y * y
 
-    @njit(cache=True)
-    def _row_block(
-        i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, wn_scale,
-        mode, bl, colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, seed,
-        row_pulses, row_max,
-    ):
-        """Rows i0..i1−1: for each row, all samples in order: counts, then pulses applied to w[i, :]."""
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _closed(c, slope, sigma, mult, nv, d0):
+        """Moments of c pulses of an affine step (mean step d0 at the start, c = 1 + slope per pulse):
+        (Σ_{k<c} (1+slope)^k, variance), see the module docstring. Scalars only and no branches, so
+        that a loop over a row's elements vectorises (binary powers: c < 128)."""
+        n = float(c)
+        cc = 1.0 + slope
+        c2 = cc * cc
+        b1 = cc
+        b2 = b1 * b1
+        b4 = b2 * b2
+        b8 = b4 * b4
+        b16 = b8 * b8
+        b32 = b16 * b16
+        b64 = b32 * b32
+        pc = (b1 if c & 1 else 1.0) * (b2 if c & 2 else 1.0) * (b4 if c & 4 else 1.0) * (b8 if c & 8 else 1.0)
+        pc *= (b16 if c & 16 else 1.0) * (b32 if c & 32 else 1.0) * (b64 if c & 64 else 1.0)  # cc^c
+        geom = _series(n, slope) if abs(slope) <= 1e-6 else (pc - 1.0) / slope
+        # multiplicative noise: Σ_{k<c} q^{c-1-k} cc^{2k} with q = cc² + σ²slope²
+        #   = (q^c − cc^{2c})/(σ²slope²), or cc^{2(c-1)}·Σ_{k<c} (1+x)^k for x = σ²slope²/cc² <= 1e-6
+        ss = (sigma * slope) * (sigma * slope)
+        x = ss / c2 if c2 > 0.0 else 1.0
+        e1 = c2 + ss
+        e2 = e1 * e1
+        e4 = e2 * e2
+        e8 = e4 * e4
+        e16 = e8 * e8
+        e32 = e16 * e16
+        e64 = e32 * e32
+        pq = (e1 if c & 1 else 1.0) * (e2 if c & 2 else 1.0) * (e4 if c & 4 else 1.0) * (e8 if c & 8 else 1.0)
+        pq *= (e16 if c & 16 else 1.0) * (e32 if c & 32 else 1.0) * (e64 if c & 64 else 1.0)  # q^c
+        s2_mult = (pc * pc / c2) * _series(n, x) if x <= 1e-6 else (pq - pc * pc) / ss
+        # additive noise: Σ_{k<c} cc^{2k}
+        y = c2 - 1.0
+        s2_add = _series(n, y) if abs(y) <= 1e-6 else (pc * pc - 1.0) / y
+        var = sigma * sigma * (d0 * d0 * s2_mult if mult else nv * nv * s2_add)
+        return geom, (var if sigma > 0.0 else 0.0)
+
+    @njit(cache=True, error_model="numpy")
+    def _row_block(i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
+        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
+        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max):
+        """Rows i0..i1 − 1; for each row, every sample in order (see the module docstring).
+
+        Counts: a sample whose columns mostly fire (stochastic trains) is counted for every column
+        in one vectorised popcount pass; other samples visit their firing columns only.
+        Application, by device:
+        * constant steps (closed form exact): per column, the sum over samples of the means and
+          variances and the range of the mean path are accumulated; at the end of the row a column
+          whose mean path keeps MARGIN·σ_total away from both bounds gets w ← w + Σμ + σ_total·ξ
+          (one Gaussian), any other column replays its samples one by one;
+        * affine steps in closed form: per sample, one vectorised pass (binary powers);
+        * otherwise: per element, its pulses one by one (or the closed form where it is exact).
+        """
         n_in = w.shape[1]
-        nw = rowbits.shape[2]
+        m_samples = bl.shape[0]
         track = wn_scale > 0.0
-        touched = np.zeros(n_in if track else 1, np.bool_)
+        agg = (not has_slope) and (force_closed or const_closed)
+        vaff = has_slope and vec_affine
+        seed_mean = _mix64(seed ^ _SEED_MEAN)
+        touched = np.zeros(n_in, np.bool_)
+        tlist = np.zeros(n_in, np.int64)
+        cnt = np.zeros(n_in, np.int64)
+        lst = np.zeros(n_in, np.int64)
+        zbuf = np.zeros(n_in, np.float64)
+        rej = np.zeros(n_in, np.bool_)
+        acc_m = np.zeros(n_in if agg else 1, np.float64)
+        acc_v = np.zeros(n_in if agg else 1, np.float64)
+        path_lo = np.zeros(n_in if agg else 1, np.float64)
+        path_hi = np.zeros(n_in if agg else 1, np.float64)
+        safe = np.zeros(n_in if agg else 1, np.bool_)
+        per_pulse = not agg and not vaff
+        nbuf = n_in if per_pulse else 1
+        perm = np.zeros(nbuf, np.int64)
+        hist = np.zeros(65 * colbits.shape[1] + 2, np.int64)
+        start = np.zeros(65 * colbits.shape[1] + 2, np.int64)
+        wb = np.zeros(nbuf, np.float64)
+        ab = np.zeros(nbuf, np.float64)
+        bb = np.zeros(nbuf, np.float64)
+        rb = np.zeros(nbuf, np.float64)
+        nb = np.zeros(nbuf, np.float64)
+        lob = np.zeros(nbuf, np.float64)
+        hib = np.zeros(nbuf, np.float64)
         for i in range(i0, i1):
             base = _mix64(seed ^ _SEED_NOISE ^ (np.uint64(i) * _GOLDEN))
             slow = _mix64(base ^ _SLOW)
             ctr = 0
             pulses = 0
             cmax = 0
-            for n in range(bl.shape[0]):
+            row_dense = False
+            n_t = 0
+            for n in range(m_samples):
                 b = bl[n]
                 if b == 0:
                     continue
                 rv = rowval[i, n]
-                rb0 = np.uint64(0)
-                if mode == _STOCHASTIC:
-                    rb0 = rowbits[i, n, 0]
-                    any_bit = rb0 != np.uint64(0)
-                    for k in range(1, nw):
-                        any_bit = any_bit or rowbits[i, n, k] != np.uint64(0)
-                    if not any_bit:
-                        continue
-                elif not rv > 0.0:
+                if not rv > 0.0:
                     continue
                 rs = rowsgn[i, n]
-                bf = float(b)
-                for k in range(nact[n]):
-                    if mode == _STOCHASTIC:
-                        c = int(_popcount(rb0 & colbits[n, k, 0]))
-                        for h in range(1, nw):
-                            c += int(_popcount(rowbits[i, n, h] & colbits[n, k, h]))
-                    elif mode == _IMPLICIT:
-                        c = int(np.rint(bf * rv * colval[n, k]))
+                na = nact[n]
+                dense = mode == _STOCHASTIC and 4 * na >= n_in
+                # -- counts ------------------------------------------------------------------
+                if dense:
+                    row_dense = True
+                    rb = rowbits[i, n, 0]
+                    for j in range(n_in):
+                        cnt[j] = _popcount(rb & colbits[n, 0, j])
+                    for wd in range(1, colbits.shape[1]):
+                        rb = rowbits[i, n, wd]
+                        for j in range(n_in):
+                            cnt[j] += _popcount(rb & colbits[n, wd, j])
+                    n_list = n_in
+                else:
+                    n_list = 0
+                    for k in range(na):
+                        j = colidx[n, k]
+                        if mode == _STOCHASTIC:  # written out: a helper taking arrays costs refcounting
+                            c = 0
+                            for wd in range(colbits.shape[1]):
+                                c += int(_popcount(rowbits[i, n, wd] & colbits[n, wd, j]))
+                        else:
+                            mu = float(b) * rv * colval[n, j]
+                            if mode == _IMPLICIT:
+                                c = int(np.rint(mu))
+                            else:
+                                fl = math.floor(mu)
+                                key = np.uint64((i * m_samples + n) * n_in + j)
+                                c = int(fl) + (1 if _unit53(_mix64(seed_mean + key * _GOLDEN)) < mu - fl else 0)
+                        if c > 0:
+                            lst[n_list] = j
+                            cnt[n_list] = c
+                            n_list += 1
+                            if not touched[j]:
+                                touched[j] = True
+                                tlist[n_t] = j
+                                n_t += 1
+                # -- constant steps: accumulate ---------------------------------------------
+                if agg:
+                    if dense:
+                        for j in range(n_in):
+                            c = cnt[j]
+                            up = rs != colsgn[n, j]
+                            av = a_up[i, j] if up else a_dn[i, j]
+                            nv = n_up[i, j] if up else n_dn[i, j]
+                            sc = abs(av) if mult else abs(nv)
+                            cf = float(c)
+                            mu = cf * av
+                            mm = acc_m[j] + (mu if up else -mu)
+                            acc_m[j] = mm
+                            acc_v[j] += cf * sc * sc
+                            path_lo[j] = min(path_lo[j], mm)
+                            path_hi[j] = max(path_hi[j], mm)
+                            pulses += c
+                            cmax = max(cmax, c)
+                            touched[j] = touched[j] | (c > 0)
                     else:
-                        mu = bf * rv * colval[n, k]
-                        fl = math.floor(mu)
-                        u = _unit53(_mix64(base + np.uint64(ctr + 1) * _GOLDEN))
-                        ctr += 1
-                        c = int(fl) + (1 if u < mu - fl else 0)
+                        for t in range(n_list):
+                            j = lst[t]
+                            c = cnt[t]
+                            up = rs != colsgn[n, j]
+                            av = a_up[i, j] if up else a_dn[i, j]
+                            nv = n_up[i, j] if up else n_dn[i, j]
+                            sc = abs(av) if mult else abs(nv)
+                            mm = acc_m[j] + (c * av if up else -c * av)
+                            acc_m[j] = mm
+                            acc_v[j] += c * sc * sc
+                            path_lo[j] = min(path_lo[j], mm)
+                            path_hi[j] = max(path_hi[j], mm)
+                            pulses += c
+                            cmax = max(cmax, c)
+                    continue
+                # -- affine steps, closed form, whole row at once -------------------------------
+                if vaff and dense:
+                    if sigma > 0.0:
+                        _row_normals(zbuf, rej, base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
+                        ctr += n_in
+                    for j in range(n_in):
+                        c = cnt[j]
+                        up = rs != colsgn[n, j]
+                        sg = 1.0 if up else -1.0
+                        av = a_up[i, j] if up else a_dn[i, j]
+                        bv = b_up[i, j] if up else b_dn[i, j]
+                        nv = n_up[i, j] if up else n_dn[i, j]
+                        rr = ref[i, j] if has_ref else 0.0
+                        w0 = w[i, j]
+                        d0 = sg * (av + bv * (w0 + rr))
+                        geom, var = _closed(c, sg * bv, sigma, mult, nv, d0)
+                        new = w0 + d0 * geom + math.sqrt(max(var, 0.0)) * zbuf[j]
+                        new = min(max(new, w_min[i, j]), w_max[i, j])
+                        w[i, j] = new if c > 0 else w0
+                        pulses += c
+                        cmax = max(cmax, c)
+                        touched[j] = touched[j] | (c > 0)
+                    continue
+                # -- pulse by pulse, whole row: sort the columns by count (descending), so that pulse k
+                #    acts on a prefix; each pass draws its Gaussians in one go and vectorises ----------
+                if dense:
+                    maxc = 0
+                    for j in range(n_in):
+                        maxc = max(maxc, cnt[j])
+                    for c in range(maxc + 2):
+                        hist[c] = 0
+                    for j in range(n_in):
+                        hist[cnt[j]] += 1
+                    run = 0
+                    for c in range(maxc, 0, -1):
+                        start[c] = run
+                        run += hist[c]
+                    n_live = run
+                    for j in range(n_in):
+                        c = cnt[j]
+                        if c > 0:
+                            pos = start[c]
+                            start[c] = pos + 1
+                            perm[pos] = j
+                    for t in range(n_live):
+                        j = perm[t]
+                        up = rs != colsgn[n, j]
+                        sg = 1.0 if up else -1.0
+                        wb[t] = w[i, j]
+                        ab[t] = sg * (a_up[i, j] if up else a_dn[i, j])
+                        bb[t] = sg * (b_up[i, j] if up else b_dn[i, j]) if has_slope else 0.0
+                        rb[t] = ref[i, j] if has_ref else 0.0
+                        nb[t] = sigma * abs(n_up[i, j] if up else n_dn[i, j])
+                        lob[t] = w_min[i, j]
+                        hib[t] = w_max[i, j]
+                        touched[j] = True
+                        c = cnt[j]
+                        pulses += c
+                        cmax = max(cmax, c)
+                    n_k = n_live
+                    for k in range(maxc):
+                        if sigma > 0.0:
+                            _row_normals(zbuf[:n_k], rej[:n_k], base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
+                            ctr += n_k
+                        for t in range(n_k):
+                            wv = wb[t]
+                            mstep = ab[t] + bb[t] * (wv + rb[t])
+                            std = sigma * abs(mstep) if mult else nb[t]
+                            wb[t] = min(max(wv + mstep + std * zbuf[t], lob[t]), hib[t])
+                        n_k -= hist[k + 1]
+                    for t in range(n_live):
+                        w[i, perm[t]] = wb[t]
+                    continue
+                # -- element by element ---------------------------------------------------------
+                for t in range(n_list):
+                    c = cnt[t]
                     if c == 0:
                         continue
-                    j = colidx[n, k]
-                    up = rs != colsgn[n, k]
+                    j = t if dense else lst[t]
                     pulses += c
                     cmax = max(cmax, c)
-                    if track:
-                        touched[j] = True
-                    w0 = float(w[i, j])
+                    touched[j] = True
+                    up = rs != colsgn[n, j]
+                    sg = 1.0 if up else -1.0
+                    av = a_up[i, j] if up else a_dn[i, j]
+                    nv = n_up[i, j] if up else n_dn[i, j]
                     lo = w_min[i, j]
                     hi = w_max[i, j]
-                    if up:
-                        sg = 1.0
-                        av = a_up[i, j]
-                        nv = n_up[i, j]
-                    else:
-                        sg = -1.0
-                        av = a_dn[i, j]
-                        nv = n_dn[i, j]
-                    if not has_slope:
-                        std1 = sigma * (abs(av) if mult else abs(nv))  # c2c std of one pulse
-                        if force_closed or const_closed:
-                            new = w0 + sg * c * av
-                            if sigma > 0.0:
-                                z, slow = _gauss(base, ctr, slow)
-                                ctr += 1
-                                new += std1 * math.sqrt(c) * z
-                            w[i, j] = min(max(new, lo), hi)
-                        else:
-                            wv = w0
-                            for t in range(c):
-                                z, slow = _gauss(base, ctr, slow)
-                                ctr += 1
-                                wv = min(max(wv + sg * av + std1 * z, lo), hi)
-                            w[i, j] = wv
+                    wv = float(w[i, j])
+                    if not has_slope:  # constant step, pulse by pulse (closed form not exact)
+                        std1 = sigma * (abs(av) if mult else abs(nv))
+                        for _ in range(c):
+                            z, slow = _gauss(base, ctr, slow)
+                            ctr += 1
+                            wv = min(max(wv + sg * av + std1 * z, lo), hi)
+                        w[i, j] = wv
                         continue
                     bv = b_up[i, j] if up else b_dn[i, j]
                     rr = ref[i, j] if has_ref else 0.0
                     slope = sg * bv
                     if force_closed or (sigma == 0.0 and slope >= -1.0) or (slope == 0.0 and small_rev):
-                        d0 = sg * (av + bv * (w0 + rr))
-                        cc = 1.0 + slope
-                        geom = 0.0
-                        cp = 1.0
-                        for t in range(c):
-                            geom += cp
-                            cp *= cc
-                        new = w0 + d0 * geom
-                        if sigma > 0.0:
-                            c2 = cc * cc
-                            acc = 0.0
-                            cp2 = 1.0
-                            if mult:
-                                q = c2 + (sigma * slope) ** 2
-                                for t in range(c):
-                                    acc = acc * q + cp2
-                                    cp2 *= c2
-                                var = sigma * sigma * d0 * d0 * acc
-                            else:
-                                for t in range(c):
-                                    acc += cp2
-                                    cp2 *= c2
-                                var = sigma * sigma * nv * nv * acc
+                        d0 = sg * (av + bv * (wv + rr))
+                        geom, var = _closed(c, slope, sigma, mult, nv, d0)
+                        new = wv + d0 * geom
+                        if var > 0.0:
                             z, slow = _gauss(base, ctr, slow)
                             ctr += 1
-                            new += math.sqrt(max(var, 0.0)) * z
+                            new += math.sqrt(var) * z
                         w[i, j] = min(max(new, lo), hi)
                     else:
-                        wv = w0
                         add_std = sigma * abs(nv)
-                        for t in range(c):
-                            m = sg * (av + bv * (wv + rr))
-                            std = sigma * abs(m) if mult else add_std
+                        for _ in range(c):
+                            mstep = sg * (av + bv * (wv + rr))
+                            std = sigma * abs(mstep) if mult else add_std
                             z, slow = _gauss(base, ctr, slow)
                             ctr += 1
-                            wv = min(max(wv + m + std * z, lo), hi)
+                            wv = min(max(wv + mstep + std * z, lo), hi)
                         w[i, j] = wv
-            if track:
-                for j in range(n_in):
-                    if touched[j]:
-                        touched[j] = False
+            # -- end of row: constant steps get their accumulated update -----------------------
+            n_scan = n_in if row_dense else n_t
+            if agg and n_scan > 0:
+                if row_dense and sigma > 0.0:
+                    _row_normals(zbuf, rej, base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
+                    ctr += n_in
+                    for j in range(n_in):
+                        w0 = w[i, j]
+                        sd = sigma * math.sqrt(acc_v[j])
+                        ok = (w0 + path_lo[j] - MARGIN * sd >= w_min[i, j]) and (w0 + path_hi[j] + MARGIN * sd <= w_max[i, j])
+                        safe[j] = ok
+                        new = min(max(w0 + acc_m[j] + sd * zbuf[j], w_min[i, j]), w_max[i, j])
+                        w[i, j] = new if ok else w0
+                        acc_m[j] = 0.0
+                        acc_v[j] = 0.0
+                        path_lo[j] = 0.0
+                        path_hi[j] = 0.0
+                for t in range(n_scan):
+                    j = t if row_dense else tlist[t]
+                    if row_dense and sigma > 0.0:
+                        if safe[j]:
+                            continue
+                    else:
+                        w0 = w[i, j]
+                        sd = sigma * math.sqrt(acc_v[j])
+                        ok = (w0 + path_lo[j] - MARGIN * sd >= w_min[i, j]) and (w0 + path_hi[j] + MARGIN * sd <= w_max[i, j])
+                        if ok:
+                            new = w0 + acc_m[j]
+                            if sd > 0.0:
+                                z, slow = _gauss(base, ctr, slow)
+                                ctr += 1
+                                new += sd * z
+                            w[i, j] = min(max(new, w_min[i, j]), w_max[i, j])
+                        acc_m[j] = 0.0
+                        acc_v[j] = 0.0
+                        path_lo[j] = 0.0
+                        path_hi[j] = 0.0
+                        if ok:
+                            continue
+                    # near a bound: replay this column's samples one by one (exact per-sample law)
+                    wv = float(w[i, j])
+                    lo = w_min[i, j]
+                    hi = w_max[i, j]
+                    for n in range(m_samples):
+                        b = bl[n]
+                        rv = rowval[i, n]
+                        if b == 0 or not rv > 0.0:
+                            continue
+                        c = _count(mode, i, n, j, b, rv, rowbits, colbits, colval, seed_mean, m_samples, n_in)
+                        if c == 0:
+                            continue
+                        up = rowsgn[i, n] != colsgn[n, j]
+                        av = a_up[i, j] if up else a_dn[i, j]
+                        nv = n_up[i, j] if up else n_dn[i, j]
+                        new = wv + (c * av if up else -c * av)
+                        if sigma > 0.0:
+                            z, slow = _gauss(base, ctr, slow)
+                            ctr += 1
+                            new += sigma * (abs(av) if mult else abs(nv)) * math.sqrt(c) * z
+                        wv = min(max(new, lo), hi)
+                    w[i, j] = wv
+            # -- write noise of every touched element, then reset the marks --------------------
+            for t in range(n_scan):
+                j = t if row_dense else tlist[t]
+                if touched[j]:
+                    touched[j] = False
+                    if track:
                         z, slow = _gauss(base, ctr, slow)
                         ctr += 1
                         wn[i, j] = wn_scale * z
             row_pulses[i] = pulses
             row_max[i] = cmax
 
-    @njit(cache=True)
+    @njit(cache=True, error_model="numpy")
     def _rows_serial(w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, wn_scale,
-        mode, bl, colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, seed,
-        row_pulses, row_max):
+        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
+        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max):
         _row_block(0, w.shape[0], w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, wn_scale,
-        mode, bl, colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, seed,
-        row_pulses, row_max)
+        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
+        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max)
 
-    #: rows per block of the parallel kernel (amortises the call; several blocks per thread)
+    #: rows per block of the parallel kernel (amortises the call, several blocks per thread)
     _BLOCK = 8
 
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, error_model="numpy")
     def _rows_parallel(w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, wn_scale,
-        mode, bl, colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, seed,
-        row_pulses, row_max):
+        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
+        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max):
         n_blocks = (w.shape[0] + _BLOCK - 1) // _BLOCK
         for blk in prange(n_blocks):
             _row_block(blk * _BLOCK, min(w.shape[0], (blk + 1) * _BLOCK), w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, wn_scale,
-        mode, bl, colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, seed,
-        row_pulses, row_max)
+        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
+        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,19 +841,20 @@ def kernel_update_(
                      bool(cfg.update_management), float(cfg.um_grad_scale), fixed_long, bl, a_sc, b_sc)
     if total_bl == 0:
         return bl, 0, 0, "none"
-    colbits = np.empty((m, n_in, nw), np.uint64)
-    colval = np.empty((m, n_in), np.float64)
-    colidx = np.empty((m, n_in), np.int32)
+    colbits = np.empty((m, nw, n_in), np.uint64)
     colsgn = np.empty((m, n_in), np.int8)
+    colval = np.empty((m, n_in), np.float64)
+    colidx = np.empty((m, n_in), np.int64)
     nact = np.empty(m, np.int64)
     rowbits = np.empty((n_out, m, nw), np.uint64)
-    rowval = np.empty((n_out, m), np.float64)
     rowsgn = np.empty((n_out, m), np.int8)
+    rowval = np.empty((n_out, m), np.float64)
     nrow = np.empty(m, np.int64)
+    n_pairs = np.uint64((max_bl + 1) // 2)
     draws = (n_in + n_out) * (total_bl if mode == _STOCHASTIC else m)
     trains = _trains_parallel if draws >= PARALLEL_MIN_BITS else _trains_serial
-    trains(xn, dn, mode, float(cfg.x_res_implicit), float(cfg.d_res_implicit), seed, bl, a_sc, b_sc,
-           colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, nrow)
+    trains(xn, dn, mode, float(cfg.x_res_implicit), float(cfg.d_res_implicit), seed, n_pairs, bl, a_sc, b_sc,
+           colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow)
     work = int(np.dot(nact, nrow))
     if work == 0:
         return bl, 0, 0, "none"
@@ -605,6 +865,10 @@ def kernel_update_(
     wn_scale = float(device.write_noise_scale) if wn_t is not None else 0.0
     wn_work = None if wn_t is None else (wn_t if wn_t.is_contiguous() else wn_t.contiguous())
     has_slope = params.b_up is not None
+    force_closed = cfg.pulse_application == "closed_form"
+    vec_affine = force_closed
+    if has_slope and not force_closed and params.sigma == 0:  # closed form exact where no step overshoots
+        vec_affine = bool((params.b_up >= -1).all()) and bool((params.b_dn <= 1).all())
     row_pulses = np.zeros(n_out, np.int64)
     row_max = np.zeros(n_out, np.int64)
     parallel = work >= PARALLEL_MIN_WORK
@@ -615,9 +879,8 @@ def kernel_update_(
         _np(state.w_min, dtype), _np(state.w_max, dtype),
         _np(None, dtype) if wn_work is None else wn_work.detach().numpy(),
         has_slope, params.ref is not None, bool(params.mult), float(params.sigma),
-        cfg.pulse_application == "closed_form", bool(params.const_closed), _small_reversal(params.sigma), wn_scale,
-        mode, bl, colbits, colval, colidx, colsgn, nact, rowbits, rowval, rowsgn, seed,
-        row_pulses, row_max,
+        force_closed, bool(params.const_closed), _small_reversal(params.sigma), vec_affine, wn_scale,
+        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max,
     )
     if w_work is not w_t:
         w_t.copy_(w_work)
