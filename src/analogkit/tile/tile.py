@@ -13,8 +13,8 @@ from analogkit.inference.base import ProgrammedState
 from analogkit.inference.clipping import clip_weights_
 from analogkit.inference.compensation import global_drift_factor, per_column_drift_factor
 from analogkit.inference.modifiers import apply_weight_modifier
-from analogkit.periphery.input_range import InputRange
 from analogkit.devices.base import DeviceState
+from analogkit.periphery.input_range import InputRange
 from analogkit.periphery.mvm import AnalogMVMFunction, TileGrid, analog_mvm
 from analogkit.random import make_generator
 from analogkit.tile.pulsed import PulsedMVMFunction
@@ -30,19 +30,27 @@ class ConfigMismatchError(ValueError):
 class AnalogTile(nn.Module):
     """The physical tiles of one layer: mapping, periphery, learned output scales and a generator.
 
-    The weight itself (an ``nn.Parameter`` of shape (G, out, in) for G groups) is passed in by
-    the layer, so layers keep ``weight``/``bias`` exactly where ``nn.Linear``/``nn.Conv*d`` keep
-    them and every torch optimizer, initialiser and checkpoint tool works unchanged.
+    Three ways a tile computes, chosen by its config and state:
+
+    - **Weight as a parameter** (no ``device``; inference and hardware-aware training): the layer
+      passes its ``nn.Parameter`` (G, out, in); every torch optimizer trains it through
+      straight-through gradients. Per training mini-batch the parameter is clipped (``clip``) and
+      perturbed (``modifier``) before the read.
+    - **Pulsed** (a ``device``): the weight is device state held in this tile's buffers; the
+      backward pass records (x, d) and :class:`~analogkit.optim.AnalogSGD` turns them into pulses.
+    - **Programmed** (after :meth:`program`): in eval mode the programmed/drifted conductances are
+      read instead, with drift compensation.
 
     Forward (per group)::
 
+        x ← clip(x, ±r) / r        learned input range r, if enabled (else dynamic noise management)
         [x, 1] and [W, b]          if the bias is analog (an extra crossbar column)
         m = max|W| / ω             weight scaling (per layer or per output column), digital
-        y = MVM(x, W/m) · m        through the forward periphery of every tile (see periphery.mvm)
+        y = MVM(x, W/m) · m · r    through the forward periphery of every tile (see periphery.mvm)
         y = y · γ + b              learned output scales γ and digital bias
 
-    Every random draw (noise, stochastic rounding) comes from ``self.generator``, seeded at
-    construction (see :func:`analogkit.manual_seed`) and saved in the state dict.
+    Every random draw (noise, stochastic rounding, pulses) comes from ``self.generator``, seeded
+    at construction (see :func:`analogkit.manual_seed`) and saved in the state dict.
     """
 
     def __init__(
