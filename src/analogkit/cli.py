@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-import time
+import sys
+from pathlib import Path
 
 import click
 import torch
+import yaml
 
 import analogkit
 
@@ -33,38 +35,97 @@ def info() -> None:
     click.echo(f"threads   {torch.get_num_threads()} (torch intra-op), {os.cpu_count()} CPUs")
 
 
-@main.command()
-@click.option("--epochs", default=15, show_default=True, type=click.IntRange(1, 10_000), help="Training epochs.")
-@click.option("--lr", default=0.05, show_default=True, type=click.FloatRange(0, min_open=True), help="Learning rate (SGD).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed for the whole run.")
-def run(epochs: int, lr: float, seed: int) -> None:
-    """Train a small model on the bundled digits data through analog layers; print test accuracy."""
-    from analogkit.data import digits_loaders
-    from analogkit.experiments import evaluate, train_epoch
-    from analogkit.models import MLP
-    from analogkit.nn import analog_summary, convert_to_analog
+def _config_error(message: str) -> None:
+    """Print a one-line config error and exit with status 2 (no traceback)."""
+    click.echo(f"analogkit: error: {' '.join(str(message).split())}", err=True)
+    sys.exit(2)
 
-    analogkit.manual_seed(seed)
-    train, test = digits_loaders(batch_size=32, seed=seed)
-    digital = MLP(64, hidden=(64,), num_classes=10)
-    analog = convert_to_analog(digital, analogkit.TileConfig())
-    click.echo("Model on analog tiles (default periphery: 7-bit DAC, 9-bit ADC, output noise 0.06):")
-    click.echo(str(analog_summary(analog, (64,))))
-    results = {}
-    for name, model in (("digital", digital), ("analog", analog)):
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-        start = time.perf_counter()
-        for epoch in range(epochs):
-            loss = train_epoch(model, train, opt, desc=f"{name} epoch {epoch + 1}/{epochs}")
-        acc = evaluate(model, test)
-        results[name] = acc
-        click.echo(f"{name:>8}: test accuracy {100 * acc:5.1f}%  (final train loss {loss:.3f}, {time.perf_counter() - start:.1f} s)")
-    click.echo(f"accuracy cost of the analog periphery: {100 * (results['digital'] - results['analog']):+.1f} points")
+
+@main.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default: runs/<timestamp>).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--quick", is_flag=True, help="A tiny version: few batches, at most 2 epochs, 1 programming repeat.")
+@click.option("--epochs", type=click.IntRange(1, 10_000), default=None, help="Override the epochs of every training.")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Override the experiment's seed.")
+def run(config: str | None, out: str | None, resume: bool, quick: bool, epochs: int | None, seed: int | None) -> None:
+    """Run an experiment: train, evaluate over time, write plots and an HTML report.
+
+    CONFIG is an experiment YAML file (start from `analogkit config show demo`). Without it, the
+    demo runs: digits with a small MLP, comparing digital training, hardware-aware training (both
+    read on a PCM chip from 1 s to 1 year after programming, with global drift compensation) and
+    on-chip training on a ReRAM device. Interrupt with Ctrl-C; continue with --resume --out DIR.
+    """
+    from analogkit.experiments.config import ConfigError, ExperimentConfig, load_experiment
+    from analogkit.experiments.runner import run_experiment
+
+    try:
+        experiment = load_experiment(Path(config)) if config is not None else None
+        if experiment is not None or not resume:
+            experiment = experiment if experiment is not None else ExperimentConfig()
+            if quick:
+                experiment = experiment.quick()
+            if epochs is not None:
+                experiment = experiment.replace(trainings=[t.replace(epochs=epochs) for t in experiment.trainings])
+            if seed is not None:
+                experiment = experiment.replace(seed=seed)
+        elif quick or epochs is not None or seed is not None:
+            raise ConfigError("--resume: --quick, --epochs and --seed are not allowed; the run continues "
+                              "with the settings in its config.yaml")
+        run_experiment(experiment, out, resume=resume, log=click.echo)
+    except ConfigError as err:
+        _config_error(str(err))
+    except KeyboardInterrupt as err:
+        folder = getattr(err, "run_folder", None) or out or "the run folder"
+        click.echo(f"\ninterrupted: the last epoch's checkpoint and the metrics so far are in {folder}; "
+                   f"continue with: analogkit run --resume --out {folder}", err=True)
+        sys.exit(130)
+
+
+@main.command()
+@click.option("--kind", type=click.Choice(["device", "algorithm", "inference", "experiment"]), default=None,
+              help="Only presets of this kind.")
+def presets(kind: str | None) -> None:
+    """Every preset (device, algorithm, inference, experiment), one line each with its source."""
+    from analogkit.experiments.presets import all_presets
+
+    rows = [r for r in all_presets() if kind in (None, r.kind)]
+    width = max(len(r.name) for r in rows) + 2
+    for r in rows:
+        click.echo(f"{r.kind:<11}{r.name:<{width}}{r.source}")
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configs to start from: show a preset as YAML."""
+
+
+@config_group.command("show")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["device", "algorithm", "inference", "experiment"]), default=None,
+              help="Which kind of preset NAME is (if names clash).")
+def config_show(name: str, kind: str | None) -> None:
+    """Print the preset NAME as YAML (an experiment, a TileConfig, or a device with its kind).
+
+    NAME is one of the names `analogkit presets` lists, or ALGORITHM:DEVICE (for example
+    sgd:reram_sb) for the tile of on-chip training. Save the output to a file, edit it, and pass an
+    experiment to `analogkit run`; a tile goes under a training's `tile:` key.
+    """
+    from analogkit.experiments.presets import preset_config
+
+    try:
+        cfg = preset_config(name, kind)
+    except ValueError as err:
+        _config_error(str(err))
+    data = cfg.to_dict()
+    if getattr(cfg, "kind", ""):
+        data = {"kind": cfg.kind, **data}
+    click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
 
 
 def _load_device(name_or_file: str):  # noqa: ANN202 - returns a Device
     """A device preset by name, or a device config from a YAML/JSON file (with a ``kind`` key)."""
-    from pathlib import Path
 
     import yaml
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -16,6 +17,25 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+class LimitedLoader:
+    """The first ``max_batches`` batches of ``loader`` (all of them if ``max_batches`` is 0 or None).
+
+    Iterating it creates one iterator of the underlying loader per pass, exactly as iterating the
+    loader does, so a seeded loader's shuffling advances the same way whether or not it is cut short.
+    """
+
+    def __init__(self, loader: Iterable, max_batches: int | None = None) -> None:
+        self.loader = loader
+        self.max_batches = max_batches or None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return itertools.islice(iter(self.loader), self.max_batches)
+
+    def __len__(self) -> int:
+        n = len(self.loader)  # type: ignore[arg-type]
+        return n if self.max_batches is None else min(n, self.max_batches)
+
+
 def train_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -24,12 +44,13 @@ def train_epoch(
     *,
     desc: str = "train",
     progress: bool | None = None,
+    max_batches: int | None = None,
 ) -> float:
-    """One pass over ``loader``; returns the mean training loss."""
+    """One pass over ``loader`` (its first ``max_batches`` batches, if given); returns the mean training loss."""
     model.train()
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress_enabled() if progress is None else progress))
+    bar = tqdm(LimitedLoader(loader, max_batches), desc=desc, leave=False, disable=not (progress_enabled() if progress is None else progress))
     for x, y in bar:
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
@@ -43,13 +64,14 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader) -> float:
-    """Classification accuracy of ``model`` on ``loader`` (eval mode; the mode is restored)."""
+def evaluate(model: nn.Module, loader: DataLoader, max_batches: int | None = None) -> float:
+    """Classification accuracy of ``model`` on ``loader`` (its first ``max_batches`` batches, if
+    given; eval mode, the mode is restored)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     correct, count = 0, 0
-    for x, y in loader:
+    for x, y in LimitedLoader(loader, max_batches):
         pred = model(x.to(device)).argmax(dim=-1)
         correct += int((pred == y.to(device)).sum())
         count += len(y)
