@@ -5,22 +5,52 @@ devices as pulses (stochastic parallel update, Gokmen & Vlasov 2016), sample by 
 device's own step physics; :class:`UpdateConfig` holds the settings. Two back-ends with the same
 semantics: a plain-PyTorch reference (any device, CPU/CUDA) and a fused numba kernel (CPU,
 affine-step and ideal devices), chosen by ``UpdateConfig.backend``.
+
+The engine (and with it numba) is imported on first use, so that configs can import
+:class:`UpdateConfig` cheaply and without import cycles.
 """
 
-from analogkit.update.config import BACKENDS, PULSE_APPLICATIONS, PULSE_TYPES, UpdateConfig
-from analogkit.update.engine import UpdateStats, pulsed_update_, select_backend
-from analogkit.update.trains import TrainPlan, coincidence_counts, plan_trains, probabilities
+from __future__ import annotations
 
-__all__ = [
+from typing import Any
+
+from analogkit.update.config import (
+    BACKENDS,
+    PULSE_APPLICATIONS,
+    PULSE_TYPES,
+    UpdateConfig,
+)
+
+_LAZY = {
+    "UpdateStats": "analogkit.update.engine",
+    "pulsed_update_": "analogkit.update.engine",
+    "select_backend": "analogkit.update.engine",
+    "TrainPlan": "analogkit.update.trains",
+    "coincidence_counts": "analogkit.update.trains",
+    "plan_trains": "analogkit.update.trains",
+    "probabilities": "analogkit.update.trains",
+}
+
+__all__ = [  # noqa: RUF022 (grouped: config, then the lazily imported engine)
     "BACKENDS",
     "PULSE_APPLICATIONS",
     "PULSE_TYPES",
-    "TrainPlan",
     "UpdateConfig",
     "UpdateStats",
+    "pulsed_update_",
+    "select_backend",
+    "TrainPlan",
     "coincidence_counts",
     "plan_trains",
     "probabilities",
-    "pulsed_update_",
-    "select_backend",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'analogkit.update' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from analogkit.config.base import ConfigBase
 
-__all__ = ["UpdateConfig", "PULSE_TYPES", "PULSE_APPLICATIONS", "BACKENDS", "MAX_KERNEL_BL"]
+__all__ = ["BACKENDS", "MAX_KERNEL_BL", "PULSE_APPLICATIONS", "PULSE_TYPES", "UpdateConfig"]
 
 #: ``UpdateConfig.pulse_type`` values.
 PULSE_TYPES = ("stochastic_compressed", "deterministic_implicit", "mean_count", "none")

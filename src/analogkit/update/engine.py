@@ -21,7 +21,7 @@ from analogkit.update import kernels as _kernels
 from analogkit.update.config import UpdateConfig
 from analogkit.update.reference import reference_update_
 
-__all__ = ["UpdateStats", "pulsed_update_", "select_backend", "fp_update_"]
+__all__ = ["UpdateStats", "fp_update_", "pulsed_update_", "select_backend"]
 
 
 @dataclass
@@ -30,7 +30,8 @@ class UpdateStats:
 
     ``bl``: BL_n per sample (0 where the sample was skipped: max|x_n| or max|d_n| is 0);
     ``pulses``: Σ |count| over elements and samples; ``max_count``: the largest count of one element
-    in one sample (<= BL_n); ``backend``: ``"torch"``, ``"numba"`` or ``"fp"`` (pulse_type none).
+    in one sample (<= BL_n); ``backend``: ``"torch"``, ``"numba"`` or ``"fp"`` (pulse_type none);
+    ``kernel``: ``"serial"``/``"parallel"`` (numba; ``"none"`` if no element coincided), ``"reference"``.
     """
 
     backend: str
@@ -73,10 +74,20 @@ def _check_inputs(device: Device, state: DeviceState, x: Tensor, d: Tensor, lr: 
         )
     if x.device != state.w.device or d.device != state.w.device:
         raise ValueError(f"pulsed_update_: x, d and the state must be on one device (got {x.device}, {d.device}, {state.w.device})")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+    if not math.isfinite(lr) or lr < 0:
         raise ValueError(f"pulsed_update_: lr {lr!r} is not allowed; use a finite number >= 0")
-    if isinstance(dw_min, bool) or not isinstance(dw_min, (int, float)) or not math.isfinite(dw_min) or dw_min <= 0:
+    if not math.isfinite(dw_min) or dw_min <= 0:
         raise ValueError(f"pulsed_update_: dw_min {dw_min!r} is not allowed; use a step > 0")
+
+
+def _number(name: str, value: object) -> float:
+    """A Python float from a number, a NumPy scalar or a one-element tensor (as schedulers give)."""
+    if isinstance(value, bool):
+        raise ValueError(f"pulsed_update_: {name} {value!r} is not allowed; use a number")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"pulsed_update_: {name} {value!r} is not allowed; use a number") from None
 
 
 def select_backend(device: Device, state: DeviceState, cfg: UpdateConfig) -> str:
@@ -121,9 +132,11 @@ def pulsed_update_(
     ``device.dw_min``). Semantics: :mod:`analogkit.update.trains` (Gokmen & Vlasov 2016); the
     device's own physics (steps, noise, bounds, write noise) act on every pulse.
     """
-    dw_min = float(device.dw_min if dw_min is None else dw_min)
+    if not isinstance(device, Device):
+        raise TypeError(f"pulsed_update_: device must be a Device config, got {type(device).__name__}")
+    dw_min = _number("dw_min", device.dw_min if dw_min is None else dw_min)
+    lr = _number("lr", lr)
     _check_inputs(device, state, x, d, lr, cfg, generator, dw_min)
-    lr = float(lr)
     backend = select_backend(device, state, cfg)
     m = x.shape[0]
     if backend == "fp":

@@ -1,51 +1,79 @@
-"""Fused CPU kernel (numba) of the stochastic pulse update for affine-step devices.
+"""Fused CPU kernel (numba) of the stochastic pulse update, for affine-step and ideal devices.
 
 Same semantics as the reference back-end (:mod:`analogkit.update.reference`), other random
-draws; the tests compare their statistics. Two passes per call:
+draws; the tests compare their statistics. Per call:
 
-1. **Trains** (per sample, in parallel over samples when large): BL_n, A_n, B_n and every
-   row's and column's bit train, drawn up front with a counter-based generator: train k of
-   sample n starts a SplitMix64 stream at mix(seed ⊕ k), and one 64-bit draw gives two 32-bit
-   uniforms, i.e. two slots (fires if u < p·2³²). A train is one uint64 word (BL <= 64; longer
-   trains, possible only with ``fixed_bl=False``, take several words). Columns whose train is
-   empty are dropped: each sample keeps a compacted list (index, bits, sign) of firing columns.
-2. **Rows** (``prange`` over the rows of W): rows are independent, so each thread takes whole
-   rows and walks the samples in order, and, for each sample whose row train is not empty, the
-   firing columns: count = popcount(row bits & column bits), then the count's pulses are applied
-   to w_ij. Every element therefore sees its samples in order, as the exact semantics require,
-   and a sample with no coincidences in a row costs one word test.
+1. **Plan and trains** (samples split over threads when large): BL_n, A_n, B_n, then every row's
+   and column's bit train, drawn up front with a counter-based generator: slot pair h of train t
+   is the 64-bit draw mix(seed' + (t·P + h + 1)·γ) (SplitMix64 finaliser, γ the golden-ratio
+   increment, P pairs per train), whose low and high halves are two 32-bit uniforms (a slot
+   fires if u < p·2³²). The loop over trains is innermost, so it vectorises. A train is one uint64
+   word (BL <= 64; longer trains, possible only with ``fixed_bl=False``, take several words).
+   Firing columns of each sample are listed (compacted), and for every row the samples in which
+   it fires (CSR), so rows and samples without coincidences cost nothing.
+2. **Rows** (blocks of rows split over threads): rows are independent, so a thread takes whole
+   rows and walks each row's firing samples in order: count = popcount(row bits & column bits),
+   then the pulses are applied to w_ij. Every element sees its samples in order, as the exact
+   semantics require. A sample whose columns mostly fire is counted in one vectorised popcount
+   pass over the row; otherwise only its firing columns are visited. For such scattered visits
+   the per-element parameters are read from a packed copy ([a_up, a_dn, w_min, w_max, …] side by
+   side, one cache line per element, cached while the state's tensors are unchanged) and gathered
+   in a tight loop before use, so that the cache misses overlap.
 
-Applying n pulses of one sample to one element (direction d = −sign(d_i·x_j), devices whose mean
-step is affine in w, :class:`analogkit.devices.AffineStepDevice`)::
+Applying the n pulses of one sample to one element (direction d = −sign(d_i·x_j)), for devices
+whose mean step is affine in w (:class:`analogkit.devices.AffineStepDevice`; the reference device
+reads w + r)::
 
-    per pulse (exact):  m = d·(a + b·(w + r)),  w ← clip(w + m + σ·(|m| or A)·ξ, w_min, w_max)
-    n-pulse closed form: c = 1 + d·b, d₀ = m(w₀):
+    per pulse:     m = d·(a_d + b_d·(w + r)),  w ← clip(w + m + σ·(|m| or |a_d|)·ξ, w_min, w_max)
+    closed form:   c = 1 + d·b_d, d₀ = m(w₀)
         mean = w₀ + d₀·Σ_{k<n} c^k
-        var  = σ²d₀²·Σ_{k<n} q^{n−1−k} c^{2k}, q = c² + σ²b²   (multiplicative noise)
-             = σ²A²·Σ_{k<n} c^{2k}                              (additive noise)
-        w ← clip(mean + √var·ξ, w_min, w_max)
+        var  = σ²d₀²·Σ_{k<n} q^{n−1−k} c^{2k}, q = c² + σ²b_d²    (multiplicative noise)
+             = σ²a_d²·Σ_{k<n} c^{2k}                               (additive noise)
+        w ← clip(mean + √var·ξ, w_min, w_max)      (sums by binary powers, or a 3-term series)
 
-``pulse_application="exact"`` takes the closed form exactly where the device's own
-``pulse_n(method="auto")`` would (no noise and c >= 0, or a constant step whose noisy steps
-practically never reverse: Φ(−1/σ) < 10⁻³), decided per element, and loops pulse by pulse
-otherwise; ``"closed_form"`` always takes it. Gaussians come from the ziggurat of
-:mod:`analogkit.periphery.kernels` on one counter-based stream per row, drawn as they are
-needed (one per closed-form application, one per pulse in the loop), and the write noise of every
-touched element is redrawn once at the end of its row (the same law as redrawing per sample).
+What is exact (``pulse_application="exact"``):
 
-Row streams make the result independent of the number of threads; every call takes one 63-bit
-seed from the tile's ``torch.Generator``, so a run repeats from the generator's state.
+* pulse by pulse wherever the device's own ``pulse_n(method="auto")`` would loop (soft bounds,
+  linear step with c2c noise, constant steps with σ > 0.32); for dense samples the row's columns
+  are sorted by count so that pulse k is one vectorised pass over a prefix with its Gaussians drawn
+  in one go;
+* the closed form wherever ``pulse_n`` declares it exact: no c2c noise and c >= 0, or a constant
+  step (c = 1), whose n-pulse sum is Gaussian (up to noisy steps that reverse direction, Φ(−1/σ) <
+  10⁻³, the device's own accepted approximation);
+* constant steps additionally sum over samples: per element the kernel accumulates the means and
+  variances of its samples and the range of their partial sums (the mean path); if the mean path
+  stays MARGIN·σ_total inside the bounds, w ← w + Σμ + σ_total·ξ with one Gaussian, else the
+  element's samples are replayed one by one. Per-sample clipping could only have acted if the
+  running sum of the noise strayed MARGIN·σ_total from 0; by Lévy's inequality that has probability
+  <= 4·Φ(−MARGIN) = 2.5·10⁻¹⁵ per element and call (total-variation distance to the per-sample law).
 
-A second thread pool next to PyTorch's spinning OpenMP threads stalls small parallel calls;
-below :data:`PARALLEL_MIN_WORK` element visits the serial kernels run (measured, see
-``benchmarks/update_kernel.py``).
+``pulse_application="closed_form"`` applies the closed form to every element and sample (an
+approximation for state-dependent steps with noise: exact mean and variance, Gaussian shape,
+clipping once per sample), one vectorised pass per dense sample.
+
+Random numbers: every call takes one 63-bit seed from the tile's ``torch.Generator``; trains,
+Gaussians (ziggurat of :mod:`analogkit.periphery.kernels`, one counter-based stream per row) and
+mean-count dithers (keyed by element and sample) are functions of it, so results repeat from the
+generator state and do not depend on the number of threads. Write noise of every touched element
+is redrawn once at the end of its row (the same law as redrawing it after every sample).
+
+Threads: plain Python threads running the kernels without the GIL (``nogil``), as many as
+``torch.get_num_threads()``, only above :data:`PARALLEL_MIN_WORK`; no numba thread pool (its
+OpenMP runtime next to PyTorch's spinning threads stalled small parallel calls for milliseconds,
+measured, and its parallel variants doubled the compile time).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -55,7 +83,6 @@ from analogkit.devices.base import (
     AffineStepDevice,
     Device,
     DeviceState,
-    PulsedDevice,
     _normal_cdf,
 )
 from analogkit.devices.constant_step import ConstantStepDevice
@@ -71,12 +98,12 @@ HAVE_NUMBA = _pk.HAVE_NUMBA
 __all__ = [
     "HAVE_NUMBA",
     "KERNEL_DEVICES",
+    "PARALLEL_MIN_WORK",
     "KernelParams",
     "kernel_params",
     "kernel_supported",
     "kernel_update_",
     "register_kernel_device",
-    "PARALLEL_MIN_WORK",
 ]
 
 #: Element visits (Σ_n firing rows × firing columns) above which the parallel row kernel runs.
@@ -93,11 +120,18 @@ _STOCHASTIC, _IMPLICIT, _MEAN = 0, 1, 2
 _COUNT_MODES = {"stochastic_compressed": _STOCHASTIC, "deterministic_implicit": _IMPLICIT, "mean_count": _MEAN}
 
 if HAVE_NUMBA:
-    from numba import njit, prange
+    from numba import njit
     from numba.core import types
     from numba.extending import intrinsic
 
-    from analogkit.periphery.kernels import _GOLDEN, _candidate, _mix64, _normal_slow, _row_normals, _unit53
+    from analogkit.periphery.kernels import (
+        _GOLDEN,
+        _candidate,
+        _mix64,
+        _normal_slow,
+        _row_normals,
+        _unit53,
+    )
 
     _LO32 = np.uint64(0xFFFFFFFF)
     _SEED_COLS = np.uint64(0x6A09E667F3BCC909)
@@ -135,10 +169,14 @@ if HAVE_NUMBA:
         for n in range(x.shape[0]):
             xm = 0.0
             for j in range(x.shape[1]):
-                xm = max(xm, abs(x[n, j]))
+                v = abs(x[n, j])
+                xm = v if (v > xm or v != v) else xm  # a select (vectorises); NaN sticks: sample skipped
             dm = 0.0
             for i in range(d.shape[1]):
-                dm = max(dm, abs(d[n, i]))
+                v = abs(d[n, i])
+                dm = v if (dm < v or v != v) else dm
+            xm = float(xm)
+            dm = float(dm)
             if not (xm > 0.0 and dm > 0.0 and lr > 0.0):
                 bl[n] = 0
                 a_sc[n] = 0.0
@@ -187,7 +225,7 @@ if HAVE_NUMBA:
 
     @njit(inline="always", cache=True, error_model="numpy")
     def _sample_trains(n, x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
-        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow):
+                       colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, rowidx, nrow):
         """Trains of sample ``n``: column words (full and a compacted index list of firing columns),
         row words, or the (quantised) probabilities for the count modes without trains."""
         n_in, n_out = x.shape[1], d.shape[1]
@@ -218,22 +256,20 @@ if HAVE_NUMBA:
                     cnt += 1
             nact[n] = cnt
             thr_r = np.empty(n_out, np.uint64)
-            tmp = np.empty(n_out, np.uint64)
             for i in range(n_out):
                 dv = d[n, i]
                 thr_r[i] = np.uint64(min(b_n * abs(dv), 1.0) * two32)
-                rowsgn[i, n] = 1 if dv > 0 else -1
-            for i in range(n_out):
-                rowval[i, n] = 0.0
+                rowsgn[n, i] = 1 if dv > 0 else -1
             for wd in range(nw):
-                _draw_bits(tmp, thr_r, seed ^ _SEED_ROWS, n * n_out, n_pairs, b, wd)
-                for i in range(n_out):
-                    rowbits[i, n, wd] = tmp[i]
-                    if tmp[i] != np.uint64(0):
-                        rowval[i, n] = 1.0
+                _draw_bits(rowbits[n, wd], thr_r, seed ^ _SEED_ROWS, n * n_out, n_pairs, b, wd)
             rows = 0
             for i in range(n_out):
-                if rowval[i, n] > 0.0:
+                fired = False
+                for wd in range(nw):
+                    fired = fired or rowbits[n, wd, i] != np.uint64(0)
+                rowval[n, i] = 1.0 if fired else 0.0
+                if fired:
+                    rowidx[n, rows] = i
                     rows += 1
             nrow[n] = rows if cnt > 0 else 0
             return
@@ -254,28 +290,23 @@ if HAVE_NUMBA:
         rows = 0
         for i in range(n_out):
             dv = d[n, i]
-            rowsgn[i, n] = 1 if dv > 0 else -1
+            rowsgn[n, i] = 1 if dv > 0 else -1
             q = min(b_n * abs(dv), 1.0)
             if mode == _IMPLICIT:
                 q = min(np.rint(q / r_d) * r_d, 1.0)
-            rowval[i, n] = q if q > 0.0 else 0.0
+            rowval[n, i] = q if q > 0.0 else 0.0
             if q > 0.0:
+                rowidx[n, rows] = i
                 rows += 1
         nrow[n] = rows if cnt > 0 else 0
 
-    @njit(cache=True, error_model="numpy")
-    def _trains_serial(x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
-        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow):
-        for n in range(x.shape[0]):
+    @njit(cache=True, error_model="numpy", nogil=True)
+    def _trains_range(n0, n1, x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
+                      colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, rowidx, nrow):
+        """Trains of samples n0..n1 − 1 (samples are independent: threads may split them)."""
+        for n in range(n0, n1):
             _sample_trains(n, x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
-        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow)
-
-    @njit(parallel=True, cache=True, error_model="numpy")
-    def _trains_parallel(x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
-        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow):
-        for n in prange(x.shape[0]):
-            _sample_trains(n, x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
-        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow)
+                           colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, rowidx, nrow)
 
     @njit(inline="always", cache=True, error_model="numpy")
     def _count(mode, i, n, j, b, rv, rowbits, colbits, colval, seed_mean, m_samples, n_in):
@@ -283,7 +314,7 @@ if HAVE_NUMBA:
         if mode == _STOCHASTIC:
             c = 0
             for wd in range(colbits.shape[1]):
-                c += int(_popcount(rowbits[i, n, wd] & colbits[n, wd, j]))
+                c += int(_popcount(rowbits[n, wd, i] & colbits[n, wd, j]))
             return c
         mu = float(b) * rv * colval[n, j]
         if mode == _IMPLICIT:
@@ -292,16 +323,34 @@ if HAVE_NUMBA:
         u = _unit53(_mix64(seed_mean + np.uint64((i * m_samples + n) * n_in + j) * _GOLDEN))
         return int(fl) + (1 if u < mu - fl else 0)
 
+    @njit(cache=True, error_model="numpy")
+    def _row_lists(rowidx, nrow, row_ptr, row_smp):
+        """For every row, the samples in which it fires, in sample order (CSR: row_ptr, row_smp)."""
+        for i in range(row_ptr.shape[0]):
+            row_ptr[i] = 0
+        for n in range(nrow.shape[0]):
+            for r in range(nrow[n]):
+                row_ptr[rowidx[n, r] + 1] += 1
+        for i in range(1, row_ptr.shape[0]):
+            row_ptr[i] += row_ptr[i - 1]
+        fill = row_ptr[:-1].copy()
+        for n in range(nrow.shape[0]):
+            for r in range(nrow[n]):
+                i = rowidx[n, r]
+                row_smp[fill[i]] = n
+                fill[i] += 1
+
     @njit(inline="always", cache=True, error_model="numpy")
     def _series(n, y):
         """Σ_{k<n} (1 + y)^k for |y| <= 1e-6: n + C(n,2)·y + C(n,3)·y² (relative error < 1e-12 for n <= 64)."""
         return n + 0.5 * n * (n - 1.0) * y + n * (n - 1.0) * (n - 2.0) / 6.0 * y * y
 
     @njit(inline="always", cache=True, error_model="numpy")
-    def _closed(c, slope, sigma, mult, nv, d0):
+    def _closed(c, slope, sigma, mult, nv, d0, small_x):
         """Moments of c pulses of an affine step (mean step d0 at the start, c = 1 + slope per pulse):
         (Σ_{k<c} (1+slope)^k, variance), see the module docstring. Scalars only and no branches, so
-        that a loop over a row's elements vectorises (binary powers: c < 128)."""
+        that a loop over a row's elements vectorises (binary powers: c < 128). ``small_x``: the
+        caller knows x = σ²slope²/(1+slope)² <= 1e-6 (then the q-power chain is not needed)."""
         n = float(c)
         cc = 1.0 + slope
         c2 = cc * cc
@@ -316,43 +365,55 @@ if HAVE_NUMBA:
         pc *= (b16 if c & 16 else 1.0) * (b32 if c & 32 else 1.0) * (b64 if c & 64 else 1.0)  # cc^c
         geom = _series(n, slope) if abs(slope) <= 1e-6 else (pc - 1.0) / slope
         # multiplicative noise: Σ_{k<c} q^{c-1-k} cc^{2k} with q = cc² + σ²slope²
-        #   = (q^c − cc^{2c})/(σ²slope²), or cc^{2(c-1)}·Σ_{k<c} (1+x)^k for x = σ²slope²/cc² <= 1e-6
+        #   = cc^{2(c-1)}·Σ_{k<c} (1+x)^k,  x = σ²slope²/cc²   (3-term series for x <= 1e-6)
+        #   = (q^c − cc^{2c})/(σ²slope²)                        (otherwise; q^c by binary powers)
         ss = (sigma * slope) * (sigma * slope)
         x = ss / c2 if c2 > 0.0 else 1.0
-        e1 = c2 + ss
-        e2 = e1 * e1
-        e4 = e2 * e2
-        e8 = e4 * e4
-        e16 = e8 * e8
-        e32 = e16 * e16
-        e64 = e32 * e32
-        pq = (e1 if c & 1 else 1.0) * (e2 if c & 2 else 1.0) * (e4 if c & 4 else 1.0) * (e8 if c & 8 else 1.0)
-        pq *= (e16 if c & 16 else 1.0) * (e32 if c & 32 else 1.0) * (e64 if c & 64 else 1.0)  # q^c
-        s2_mult = (pc * pc / c2) * _series(n, x) if x <= 1e-6 else (pq - pc * pc) / ss
+        if small_x:
+            s2_mult = (pc * pc / c2) * _series(n, x)
+        else:
+            e1 = c2 + ss
+            e2 = e1 * e1
+            e4 = e2 * e2
+            e8 = e4 * e4
+            e16 = e8 * e8
+            e32 = e16 * e16
+            e64 = e32 * e32
+            pq = (e1 if c & 1 else 1.0) * (e2 if c & 2 else 1.0) * (e4 if c & 4 else 1.0) * (e8 if c & 8 else 1.0)
+            pq *= (e16 if c & 16 else 1.0) * (e32 if c & 32 else 1.0) * (e64 if c & 64 else 1.0)  # q^c
+            s2_mult = (pc * pc / c2) * _series(n, x) if x <= 1e-6 else (pq - pc * pc) / ss
         # additive noise: Σ_{k<c} cc^{2k}
         y = c2 - 1.0
         s2_add = _series(n, y) if abs(y) <= 1e-6 else (pc * pc - 1.0) / y
         var = sigma * sigma * (d0 * d0 * s2_mult if mult else nv * nv * s2_add)
         return geom, (var if sigma > 0.0 else 0.0)
 
-    @njit(cache=True, error_model="numpy")
-    def _row_block(i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
-        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max):
+    @njit(cache=True, error_model="numpy", nogil=True)
+    def _row_block(
+        i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
+        pk, n_is_a, has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
+        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, row_ptr, row_smp, seed,
+        row_pulses, row_max,
+    ):
         """Rows i0..i1 − 1; for each row, every sample in order (see the module docstring).
 
-        Counts: a sample whose columns mostly fire (stochastic trains) is counted for every column
-        in one vectorised popcount pass; other samples visit their firing columns only.
+        Counts: a sample whose columns mostly fire (stochastic trains, "dense") is counted for every
+        column in one vectorised popcount pass; other samples visit their firing columns only.
         Application, by device:
-        * constant steps (closed form exact): per column, the sum over samples of the means and
-          variances and the range of the mean path are accumulated; at the end of the row a column
-          whose mean path keeps MARGIN·σ_total away from both bounds gets w ← w + Σμ + σ_total·ξ
-          (one Gaussian), any other column replays its samples one by one;
-        * affine steps in closed form: per sample, one vectorised pass (binary powers);
-        * otherwise: per element, its pulses one by one (or the closed form where it is exact).
+
+        * constant steps whose n-pulse sum is exact: per column the sums over samples of the mean
+          steps and variances and the range of the mean path are accumulated (dense samples, one
+          vectorised pass each) or just the up/down counts (other samples, no memory traffic); at
+          the end of the row a column whose mean path stays MARGIN·σ_total inside its bounds gets
+          w ← w + Σμ + σ_total·ξ (one Gaussian), any other column replays its samples one by one;
+        * affine steps in closed form, dense samples: one vectorised pass per sample;
+        * pulse by pulse, dense samples: columns sorted by count, pulse k acts on a prefix;
+        * otherwise element by element (parameters gathered first, so cache misses overlap).
         """
         n_in = w.shape[1]
         m_samples = bl.shape[0]
+        nw = colbits.shape[1]
+        kp = pk.shape[2]
         track = wn_scale > 0.0
         agg = (not has_slope) and (force_closed or const_closed)
         vaff = has_slope and vec_affine
@@ -363,23 +424,29 @@ if HAVE_NUMBA:
         lst = np.zeros(n_in, np.int64)
         zbuf = np.zeros(n_in, np.float64)
         rej = np.zeros(n_in, np.bool_)
-        acc_m = np.zeros(n_in if agg else 1, np.float64)
-        acc_v = np.zeros(n_in if agg else 1, np.float64)
-        path_lo = np.zeros(n_in if agg else 1, np.float64)
-        path_hi = np.zeros(n_in if agg else 1, np.float64)
-        safe = np.zeros(n_in if agg else 1, np.bool_)
-        per_pulse = not agg and not vaff
-        nbuf = n_in if per_pulse else 1
-        perm = np.zeros(nbuf, np.int64)
-        hist = np.zeros(65 * colbits.shape[1] + 2, np.int64)
-        start = np.zeros(65 * colbits.shape[1] + 2, np.int64)
-        wb = np.zeros(nbuf, np.float64)
-        ab = np.zeros(nbuf, np.float64)
-        bb = np.zeros(nbuf, np.float64)
-        rb = np.zeros(nbuf, np.float64)
-        nb = np.zeros(nbuf, np.float64)
-        lob = np.zeros(nbuf, np.float64)
-        hib = np.zeros(nbuf, np.float64)
+        n_acc = n_in if agg else 1
+        acc_m = np.zeros(n_acc, np.float64)
+        acc_v = np.zeros(n_acc, np.float64)
+        path_lo = np.zeros(n_acc, np.float64)
+        path_hi = np.zeros(n_acc, np.float64)
+        ups = np.zeros(n_acc, np.int64)
+        downs = np.zeros(n_acc, np.int64)
+        safe = np.zeros(n_acc, np.bool_)
+        perm = np.zeros(n_in, np.int64)
+        hist = np.zeros(64 * nw + 2, np.int64)
+        start = np.zeros(64 * nw + 2, np.int64)
+        buf_w = np.zeros(n_in, np.float64)
+        buf_a = np.zeros(n_in, np.float64)
+        buf_b = np.zeros(n_in, np.float64)
+        buf_r = np.zeros(n_in, np.float64)
+        buf_n = np.zeros(n_in, np.float64)
+        buf_lo = np.zeros(n_in, np.float64)
+        buf_hi = np.zeros(n_in, np.float64)
+        buf_pk = np.zeros((n_in, kp), np.float64)
+        per_pulse = mode == _STOCHASTIC and not agg and not vaff  # the sorted pulse-by-pulse path
+        n_all = n_in * 64 * nw if per_pulse else 1
+        zall = np.zeros(n_all, np.float64)
+        rej_all = np.zeros(n_all, np.bool_)
         for i in range(i0, i1):
             base = _mix64(seed ^ _SEED_NOISE ^ (np.uint64(i) * _GOLDEN))
             slow = _mix64(base ^ _SLOW)
@@ -387,25 +454,23 @@ if HAVE_NUMBA:
             pulses = 0
             cmax = 0
             row_dense = False
+            row_small_x = -1
             n_t = 0
-            for n in range(m_samples):
+            for idx in range(row_ptr[i], row_ptr[i + 1]):
+                n = row_smp[idx]
                 b = bl[n]
-                if b == 0:
-                    continue
-                rv = rowval[i, n]
-                if not rv > 0.0:
-                    continue
-                rs = rowsgn[i, n]
+                rv = rowval[n, i]
+                rs = rowsgn[n, i]
                 na = nact[n]
                 dense = mode == _STOCHASTIC and 4 * na >= n_in
                 # -- counts ------------------------------------------------------------------
                 if dense:
                     row_dense = True
-                    rb = rowbits[i, n, 0]
+                    rb = rowbits[n, 0, i]
                     for j in range(n_in):
                         cnt[j] = _popcount(rb & colbits[n, 0, j])
-                    for wd in range(1, colbits.shape[1]):
-                        rb = rowbits[i, n, wd]
+                    for wd in range(1, nw):
+                        rb = rowbits[n, wd, i]
                         for j in range(n_in):
                             cnt[j] += _popcount(rb & colbits[n, wd, j])
                     n_list = n_in
@@ -415,8 +480,8 @@ if HAVE_NUMBA:
                         j = colidx[n, k]
                         if mode == _STOCHASTIC:  # written out: a helper taking arrays costs refcounting
                             c = 0
-                            for wd in range(colbits.shape[1]):
-                                c += int(_popcount(rowbits[i, n, wd] & colbits[n, wd, j]))
+                            for wd in range(nw):
+                                c += int(_popcount(rowbits[n, wd, i] & colbits[n, wd, j]))
                         else:
                             mu = float(b) * rv * colval[n, j]
                             if mode == _IMPLICIT:
@@ -433,14 +498,14 @@ if HAVE_NUMBA:
                                 touched[j] = True
                                 tlist[n_t] = j
                                 n_t += 1
-                # -- constant steps: accumulate ---------------------------------------------
+                # -- constant steps: accumulate -----------------------------------------------
                 if agg:
                     if dense:
                         for j in range(n_in):
                             c = cnt[j]
                             up = rs != colsgn[n, j]
                             av = a_up[i, j] if up else a_dn[i, j]
-                            nv = n_up[i, j] if up else n_dn[i, j]
+                            nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
                             sc = abs(av) if mult else abs(nv)
                             cf = float(c)
                             mu = cf * av
@@ -456,43 +521,62 @@ if HAVE_NUMBA:
                         for t in range(n_list):
                             j = lst[t]
                             c = cnt[t]
-                            up = rs != colsgn[n, j]
-                            av = a_up[i, j] if up else a_dn[i, j]
-                            nv = n_up[i, j] if up else n_dn[i, j]
-                            sc = abs(av) if mult else abs(nv)
-                            mm = acc_m[j] + (c * av if up else -c * av)
-                            acc_m[j] = mm
-                            acc_v[j] += c * sc * sc
-                            path_lo[j] = min(path_lo[j], mm)
-                            path_hi[j] = max(path_hi[j], mm)
+                            if rs != colsgn[n, j]:
+                                ups[j] += c
+                            else:
+                                downs[j] += c
                             pulses += c
                             cmax = max(cmax, c)
                     continue
                 # -- affine steps, closed form, whole row at once -------------------------------
                 if vaff and dense:
+                    if row_small_x < 0:  # once per row: is x = σ²slope²/(1+slope)² <= 1e-6 everywhere?
+                        bmax = 0.0
+                        for j in range(n_in):
+                            bmax = max(bmax, max(abs(b_up[i, j]), abs(b_dn[i, j])))
+                        row_small_x = 1 if (bmax < 0.5 and (sigma * bmax / (1.0 - bmax)) ** 2 <= 1e-6) else 0
                     if sigma > 0.0:
                         _row_normals(zbuf, rej, base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
                         ctr += n_in
-                    for j in range(n_in):
-                        c = cnt[j]
-                        up = rs != colsgn[n, j]
-                        sg = 1.0 if up else -1.0
-                        av = a_up[i, j] if up else a_dn[i, j]
-                        bv = b_up[i, j] if up else b_dn[i, j]
-                        nv = n_up[i, j] if up else n_dn[i, j]
-                        rr = ref[i, j] if has_ref else 0.0
-                        w0 = w[i, j]
-                        d0 = sg * (av + bv * (w0 + rr))
-                        geom, var = _closed(c, sg * bv, sigma, mult, nv, d0)
-                        new = w0 + d0 * geom + math.sqrt(max(var, 0.0)) * zbuf[j]
-                        new = min(max(new, w_min[i, j]), w_max[i, j])
-                        w[i, j] = new if c > 0 else w0
-                        pulses += c
-                        cmax = max(cmax, c)
-                        touched[j] = touched[j] | (c > 0)
+                    if row_small_x == 1:  # two copies of the loop: the flag must be a constant in each
+                        for j in range(n_in):
+                            c = cnt[j]
+                            up = rs != colsgn[n, j]
+                            sg = 1.0 if up else -1.0
+                            av = a_up[i, j] if up else a_dn[i, j]
+                            bv = b_up[i, j] if up else b_dn[i, j]
+                            nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
+                            rr = ref[i, j] if has_ref else 0.0
+                            w0 = w[i, j]
+                            d0 = sg * (av + bv * (w0 + rr))
+                            geom, var = _closed(c, sg * bv, sigma, mult, nv, d0, True)
+                            new = w0 + d0 * geom + math.sqrt(max(var, 0.0)) * zbuf[j]
+                            new = min(max(new, w_min[i, j]), w_max[i, j])
+                            w[i, j] = new if c > 0 else w0
+                            pulses += c
+                            cmax = max(cmax, c)
+                            touched[j] = touched[j] | (c > 0)
+                    else:
+                        for j in range(n_in):
+                            c = cnt[j]
+                            up = rs != colsgn[n, j]
+                            sg = 1.0 if up else -1.0
+                            av = a_up[i, j] if up else a_dn[i, j]
+                            bv = b_up[i, j] if up else b_dn[i, j]
+                            nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
+                            rr = ref[i, j] if has_ref else 0.0
+                            w0 = w[i, j]
+                            d0 = sg * (av + bv * (w0 + rr))
+                            geom, var = _closed(c, sg * bv, sigma, mult, nv, d0, False)
+                            new = w0 + d0 * geom + math.sqrt(max(var, 0.0)) * zbuf[j]
+                            new = min(max(new, w_min[i, j]), w_max[i, j])
+                            w[i, j] = new if c > 0 else w0
+                            pulses += c
+                            cmax = max(cmax, c)
+                            touched[j] = touched[j] | (c > 0)
                     continue
-                # -- pulse by pulse, whole row: sort the columns by count (descending), so that pulse k
-                #    acts on a prefix; each pass draws its Gaussians in one go and vectorises ----------
+                # -- pulse by pulse, whole row: columns sorted by count (descending), so that pulse
+                #    k acts on a prefix; each pass draws its Gaussians in one go and vectorises -----
                 if dense:
                     maxc = 0
                     for j in range(n_in):
@@ -516,67 +600,81 @@ if HAVE_NUMBA:
                         j = perm[t]
                         up = rs != colsgn[n, j]
                         sg = 1.0 if up else -1.0
-                        wb[t] = w[i, j]
-                        ab[t] = sg * (a_up[i, j] if up else a_dn[i, j])
-                        bb[t] = sg * (b_up[i, j] if up else b_dn[i, j]) if has_slope else 0.0
-                        rb[t] = ref[i, j] if has_ref else 0.0
-                        nb[t] = sigma * abs(n_up[i, j] if up else n_dn[i, j])
-                        lob[t] = w_min[i, j]
-                        hib[t] = w_max[i, j]
+                        buf_w[t] = w[i, j]
+                        buf_a[t] = sg * (a_up[i, j] if up else a_dn[i, j])
+                        buf_b[t] = sg * (b_up[i, j] if up else b_dn[i, j]) if has_slope else 0.0
+                        buf_r[t] = ref[i, j] if has_ref else 0.0
+                        nv = (a_up[i, j] if up else a_dn[i, j]) if n_is_a else (n_up[i, j] if up else n_dn[i, j])
+                        buf_n[t] = sigma * abs(nv)
+                        buf_lo[t] = w_min[i, j]
+                        buf_hi[t] = w_max[i, j]
                         touched[j] = True
                         c = cnt[j]
                         pulses += c
                         cmax = max(cmax, c)
+                    n_pulses = 0
+                    for c in range(1, maxc + 1):
+                        n_pulses += c * hist[c]
+                    if sigma > 0.0:  # every Gaussian of this row and sample in one go
+                        _row_normals(zall[:n_pulses], rej_all[:n_pulses], base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
+                        ctr += n_pulses
                     n_k = n_live
+                    off = 0
                     for k in range(maxc):
-                        if sigma > 0.0:
-                            _row_normals(zbuf[:n_k], rej[:n_k], base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
-                            ctr += n_k
-                        for t in range(n_k):
-                            wv = wb[t]
-                            mstep = ab[t] + bb[t] * (wv + rb[t])
-                            std = sigma * abs(mstep) if mult else nb[t]
-                            wb[t] = min(max(wv + mstep + std * zbuf[t], lob[t]), hib[t])
+                        if mult and not has_ref:  # the common case, with two loads fewer per pulse
+                            for t in range(n_k):
+                                wv = buf_w[t]
+                                mstep = buf_a[t] + buf_b[t] * wv
+                                buf_w[t] = min(max(wv + mstep + sigma * abs(mstep) * zall[off + t], buf_lo[t]), buf_hi[t])
+                        else:
+                            for t in range(n_k):
+                                wv = buf_w[t]
+                                mstep = buf_a[t] + buf_b[t] * (wv + buf_r[t])
+                                std = sigma * abs(mstep) if mult else buf_n[t]
+                                buf_w[t] = min(max(wv + mstep + std * zall[off + t], buf_lo[t]), buf_hi[t])
+                        off += n_k
                         n_k -= hist[k + 1]
                     for t in range(n_live):
-                        w[i, perm[t]] = wb[t]
+                        w[i, perm[t]] = buf_w[t]
                     continue
-                # -- element by element ---------------------------------------------------------
+                # -- element by element: gather first (independent loads overlap their misses) ----
+                for t in range(n_list):
+                    j = lst[t]
+                    buf_w[t] = w[i, j]
+                    for k in range(kp):
+                        buf_pk[t, k] = pk[i, j, k]
                 for t in range(n_list):
                     c = cnt[t]
-                    if c == 0:
-                        continue
-                    j = t if dense else lst[t]
+                    j = lst[t]
                     pulses += c
                     cmax = max(cmax, c)
-                    touched[j] = True
                     up = rs != colsgn[n, j]
                     sg = 1.0 if up else -1.0
-                    av = a_up[i, j] if up else a_dn[i, j]
-                    nv = n_up[i, j] if up else n_dn[i, j]
-                    lo = w_min[i, j]
-                    hi = w_max[i, j]
-                    wv = float(w[i, j])
-                    if not has_slope:  # constant step, pulse by pulse (closed form not exact)
+                    av = buf_pk[t, 0 if up else 1]
+                    nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
+                    lo = buf_pk[t, 2]
+                    hi = buf_pk[t, 3]
+                    wv = buf_w[t]
+                    if not has_slope:  # constant step, pulse by pulse (its closed form is not exact)
                         std1 = sigma * (abs(av) if mult else abs(nv))
                         for _ in range(c):
                             z, slow = _gauss(base, ctr, slow)
                             ctr += 1
                             wv = min(max(wv + sg * av + std1 * z, lo), hi)
-                        w[i, j] = wv
+                        buf_w[t] = wv
                         continue
-                    bv = b_up[i, j] if up else b_dn[i, j]
-                    rr = ref[i, j] if has_ref else 0.0
+                    bv = buf_pk[t, 4 if up else 5]
+                    rr = buf_pk[t, 6] if has_ref else 0.0
                     slope = sg * bv
                     if force_closed or (sigma == 0.0 and slope >= -1.0) or (slope == 0.0 and small_rev):
                         d0 = sg * (av + bv * (wv + rr))
-                        geom, var = _closed(c, slope, sigma, mult, nv, d0)
+                        geom, var = _closed(c, slope, sigma, mult, nv, d0, False)
                         new = wv + d0 * geom
                         if var > 0.0:
                             z, slow = _gauss(base, ctr, slow)
                             ctr += 1
                             new += math.sqrt(var) * z
-                        w[i, j] = min(max(new, lo), hi)
+                        buf_w[t] = min(max(new, lo), hi)
                     else:
                         add_std = sigma * abs(nv)
                         for _ in range(c):
@@ -585,61 +683,84 @@ if HAVE_NUMBA:
                             z, slow = _gauss(base, ctr, slow)
                             ctr += 1
                             wv = min(max(wv + mstep + std * z, lo), hi)
-                        w[i, j] = wv
-            # -- end of row: constant steps get their accumulated update -----------------------
+                        buf_w[t] = wv
+                for t in range(n_list):
+                    w[i, lst[t]] = buf_w[t]
+            # -- end of row: constant steps get their accumulated update ------------------------
             n_scan = n_in if row_dense else n_t
             if agg and n_scan > 0:
-                if row_dense and sigma > 0.0:
-                    _row_normals(zbuf, rej, base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
-                    ctr += n_in
+                if row_dense:  # every column, vectorised; columns it cannot settle are marked unsafe
+                    if sigma > 0.0:
+                        _row_normals(zbuf, rej, base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
+                        ctr += n_in
                     for j in range(n_in):
+                        au = a_up[i, j]
+                        ad = a_dn[i, j]
+                        su = abs(au) if (mult or n_is_a) else abs(n_up[i, j])
+                        sd_ = abs(ad) if (mult or n_is_a) else abs(n_dn[i, j])
+                        u = float(ups[j])
+                        dn = float(downs[j])
+                        mean = acc_m[j] + au * u - ad * dn
+                        sd = sigma * math.sqrt(acc_v[j] + su * su * u + sd_ * sd_ * dn)
+                        lo = w_min[i, j]
+                        hi = w_max[i, j]
                         w0 = w[i, j]
-                        sd = sigma * math.sqrt(acc_v[j])
-                        ok = (w0 + path_lo[j] - MARGIN * sd >= w_min[i, j]) and (w0 + path_hi[j] + MARGIN * sd <= w_max[i, j])
+                        ok = (w0 + path_lo[j] - ad * dn - MARGIN * sd >= lo) and (w0 + path_hi[j] + au * u + MARGIN * sd <= hi)
                         safe[j] = ok
-                        new = min(max(w0 + acc_m[j] + sd * zbuf[j], w_min[i, j]), w_max[i, j])
+                        new = min(max(w0 + mean + sd * zbuf[j], lo), hi)
                         w[i, j] = new if ok else w0
-                        acc_m[j] = 0.0
-                        acc_v[j] = 0.0
-                        path_lo[j] = 0.0
-                        path_hi[j] = 0.0
-                for t in range(n_scan):
-                    j = t if row_dense else tlist[t]
-                    if row_dense and sigma > 0.0:
-                        if safe[j]:
-                            continue
-                    else:
-                        w0 = w[i, j]
-                        sd = sigma * math.sqrt(acc_v[j])
-                        ok = (w0 + path_lo[j] - MARGIN * sd >= w_min[i, j]) and (w0 + path_hi[j] + MARGIN * sd <= w_max[i, j])
+                else:
+                    for t in range(n_t):  # gather first (independent loads overlap their misses)
+                        j = tlist[t]
+                        buf_w[t] = w[i, j]
+                        for k in range(kp):
+                            buf_pk[t, k] = pk[i, j, k]
+                    for t in range(n_t):
+                        j = tlist[t]
+                        au = buf_pk[t, 0]
+                        ad = buf_pk[t, 1]
+                        su = abs(au) if (mult or n_is_a) else abs(n_up[i, j])
+                        sd_ = abs(ad) if (mult or n_is_a) else abs(n_dn[i, j])
+                        u = float(ups[j])
+                        dn = float(downs[j])
+                        mean = acc_m[j] + au * u - ad * dn
+                        sd = sigma * math.sqrt(acc_v[j] + su * su * u + sd_ * sd_ * dn)
+                        lo = buf_pk[t, 2]
+                        hi = buf_pk[t, 3]
+                        w0 = buf_w[t]
+                        ok = (w0 + path_lo[j] - ad * dn - MARGIN * sd >= lo) and (w0 + path_hi[j] + au * u + MARGIN * sd <= hi)
+                        safe[j] = ok
                         if ok:
-                            new = w0 + acc_m[j]
+                            new = w0 + mean
                             if sd > 0.0:
                                 z, slow = _gauss(base, ctr, slow)
                                 ctr += 1
                                 new += sd * z
-                            w[i, j] = min(max(new, w_min[i, j]), w_max[i, j])
-                        acc_m[j] = 0.0
-                        acc_v[j] = 0.0
-                        path_lo[j] = 0.0
-                        path_hi[j] = 0.0
-                        if ok:
-                            continue
-                    # near a bound: replay this column's samples one by one (exact per-sample law)
+                            w[i, j] = min(max(new, lo), hi)
+                for t in range(n_scan):
+                    j = t if row_dense else tlist[t]
+                    acc_m[j] = 0.0
+                    acc_v[j] = 0.0
+                    path_lo[j] = 0.0
+                    path_hi[j] = 0.0
+                    ups[j] = 0
+                    downs[j] = 0
+                    if safe[j]:
+                        continue
+                    # near a bound: replay this column's samples one by one (the exact per-sample law)
                     wv = float(w[i, j])
-                    lo = w_min[i, j]
-                    hi = w_max[i, j]
-                    for n in range(m_samples):
+                    lo = pk[i, j, 2]
+                    hi = pk[i, j, 3]
+                    for idx in range(row_ptr[i], row_ptr[i + 1]):
+                        n = row_smp[idx]
                         b = bl[n]
-                        rv = rowval[i, n]
-                        if b == 0 or not rv > 0.0:
-                            continue
+                        rv = rowval[n, i]
                         c = _count(mode, i, n, j, b, rv, rowbits, colbits, colval, seed_mean, m_samples, n_in)
                         if c == 0:
                             continue
-                        up = rowsgn[i, n] != colsgn[n, j]
-                        av = a_up[i, j] if up else a_dn[i, j]
-                        nv = n_up[i, j] if up else n_dn[i, j]
+                        up = rowsgn[n, i] != colsgn[n, j]
+                        av = pk[i, j, 0 if up else 1]
+                        nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
                         new = wv + (c * av if up else -c * av)
                         if sigma > 0.0:
                             z, slow = _gauss(base, ctr, slow)
@@ -647,7 +768,7 @@ if HAVE_NUMBA:
                             new += sigma * (abs(av) if mult else abs(nv)) * math.sqrt(c) * z
                         wv = min(max(new, lo), hi)
                     w[i, j] = wv
-            # -- write noise of every touched element, then reset the marks --------------------
+            # -- write noise of every touched element, then clear the marks ----------------------
             for t in range(n_scan):
                 j = t if row_dense else tlist[t]
                 if touched[j]:
@@ -658,27 +779,6 @@ if HAVE_NUMBA:
                         wn[i, j] = wn_scale * z
             row_pulses[i] = pulses
             row_max[i] = cmax
-
-    @njit(cache=True, error_model="numpy")
-    def _rows_serial(w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
-        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max):
-        _row_block(0, w.shape[0], w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
-        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max)
-
-    #: rows per block of the parallel kernel (amortises the call, several blocks per thread)
-    _BLOCK = 8
-
-    @njit(parallel=True, cache=True, error_model="numpy")
-    def _rows_parallel(w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
-        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max):
-        n_blocks = (w.shape[0] + _BLOCK - 1) // _BLOCK
-        for blk in prange(n_blocks):
-            _row_block(blk * _BLOCK, min(w.shape[0], (blk + 1) * _BLOCK), w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
-        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -708,6 +808,7 @@ class KernelParams:
 Adapter = Callable[[Device, DeviceState], KernelParams]
 #: Device classes the kernel covers, with the function mapping their state onto :class:`KernelParams`.
 KERNEL_DEVICES: dict[type, Adapter] = {}
+_ADAPTER_OF: dict[type, Adapter | None] = {}  # resolved per device class (cleared on registration)
 # Methods whose semantics an adapter encodes: a subclass that overrides one of them is not covered.
 _PHYSICS = ("_affine_dir", "_mean_std_dir", "_mult_noise", "_pulse_n_closed", "_closed_form_exact",
             "pulse_n", "pulse", "_step_inplace", "_pulse_n_loop", "_refresh_write_noise")
@@ -717,6 +818,7 @@ def register_kernel_device(cls: type) -> Callable[[Adapter], Adapter]:
     """Decorator: register how the kernel reads states of ``cls`` (and subclasses not overriding physics)."""
     def deco(fn: Adapter) -> Adapter:
         KERNEL_DEVICES[cls] = fn
+        _ADAPTER_OF.clear()
         return fn
 
     return deco
@@ -769,6 +871,9 @@ def _generic_affine(device: Device, state: DeviceState) -> KernelParams:
 
 def _adapter(device: Device) -> Adapter | None:
     cls = type(device)
+    if cls in _ADAPTER_OF:
+        return _ADAPTER_OF[cls]
+    found = None
     for base in cls.__mro__:
         fn = KERNEL_DEVICES.get(base)
         if fn is None:
@@ -777,8 +882,10 @@ def _adapter(device: Device) -> Adapter | None:
         # except that the generic affine adapter reads _affine_dir/_mult_noise through the device
         free = ("_affine_dir", "_mult_noise") if base is AffineStepDevice else ()
         same = all(getattr(cls, name, None) is getattr(base, name, None) for name in _PHYSICS if name not in free)
-        return fn if same else None
-    return None
+        found = fn if same else None
+        break
+    _ADAPTER_OF[cls] = found
+    return found
 
 
 def kernel_supported(device: Device, state: DeviceState) -> bool:
@@ -808,7 +915,147 @@ def _np(t: torch.Tensor | None, dtype: torch.dtype) -> np.ndarray:
         if dtype not in _DUMMY:
             _DUMMY[dtype] = np.zeros((1, 1), dtype=np.float32 if dtype == torch.float32 else np.float64)
         return _DUMMY[dtype]
-    return t.detach().to(dtype).contiguous().numpy()
+    if t.dtype != dtype or not t.is_contiguous():
+        t = t.to(dtype).contiguous()
+    return t.detach().numpy()
+
+
+def _inputs(t: torch.Tensor) -> np.ndarray:
+    """x or d as a contiguous float32/float64 array (other dtypes go to float32)."""
+    t = t.detach()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)
+    return t.contiguous().numpy()
+
+
+_WORKSPACE = threading.local()
+
+
+def _workspace(m: int, n_in: int, n_out: int, nw: int) -> dict[str, np.ndarray]:
+    """Scratch arrays of one call, kept per thread and shape (every entry is written before it is read)."""
+    cache = getattr(_WORKSPACE, "cache", None)
+    if cache is None:
+        cache = _WORKSPACE.cache = OrderedDict()
+    key = (m, n_in, n_out, nw)
+    ws = cache.get(key)
+    if ws is None:
+        ws = dict(
+            bl=np.empty(m, np.int64), a_sc=np.empty(m, np.float64), b_sc=np.empty(m, np.float64),
+            colbits=np.empty((m, nw, n_in), np.uint64), colsgn=np.empty((m, n_in), np.int8),
+            colval=np.empty((m, n_in), np.float64), colidx=np.empty((m, n_in), np.int64), nact=np.empty(m, np.int64),
+            rowbits=np.empty((m, nw, n_out), np.uint64), rowsgn=np.empty((m, n_out), np.int8),
+            rowval=np.empty((m, n_out), np.float64), rowidx=np.empty((m, n_out), np.int64), nrow=np.empty(m, np.int64),
+            row_ptr=np.empty(n_out + 1, np.int64), row_smp=np.empty(m * n_out, np.int64),
+            row_pulses=np.empty(n_out, np.int64), row_max=np.empty(n_out, np.int64),
+        )
+        cache[key] = ws
+        while len(cache) > 8:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return ws
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_PID = 0
+
+
+def _threads() -> int:
+    """Threads for one call: PyTorch's intra-op setting (the same cores the rest of a step uses)."""
+    return max(1, torch.get_num_threads())
+
+
+def _split(fn: Callable, total: int, chunks: int, args: tuple) -> None:
+    """Run fn(lo, hi, *args) over [0, total) in ``chunks`` ranges on ``_threads()`` threads.
+
+    The kernels release the GIL; the calling thread works too and ranges are handed out from a
+    shared counter, so a thread that the OS delays does not hold the others up. Plain Python
+    threads instead of numba's own thread pool: no second OpenMP runtime next to PyTorch's, whose
+    spinning threads made small parallel calls stall for milliseconds (measured), and no parallel
+    variants to compile.
+    """
+    global _POOL, _POOL_SIZE, _POOL_PID
+    threads = min(_threads(), chunks)
+    if threads <= 1:
+        fn(0, total, *args)
+        return
+    if _POOL is None or _POOL_SIZE < threads - 1 or _POOL_PID != os.getpid():  # (a forked child has no threads)
+        _POOL = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="analogkit-update")
+        _POOL_SIZE, _POOL_PID = threads - 1, os.getpid()
+    bounds = [total * k // chunks for k in range(chunks + 1)]
+    ticket = itertools.count()
+
+    def work() -> None:
+        while (k := next(ticket)) < chunks:
+            fn(bounds[k], bounds[k + 1], *args)
+
+    futures = [_POOL.submit(work) for _ in range(threads - 1)]
+    work()
+    for f in futures:
+        f.result()
+
+
+class _PackCache:
+    """Per-element parameters packed side by side, (out, in, K): one cache line per element visit.
+
+    A visit to a random element (the sparse regime: a few thousand scattered coincidences) costs a
+    cache miss per array read; with the parameters interleaved it costs one (measured 2× faster on
+    scattered visits). The d2d parameters do not change during training, so the packed copy is
+    kept for as long as the tensor that owns the parameters' memory lives (a weak reference with a
+    finaliser; no limit on the number of arrays, so every tile of a large model keeps its copy, at
+    16 or 32 bytes per element), and rebuilt when any source tensor moved or changed: same data
+    pointers, shapes, strides and versions (PyTorch bumps a tensor's version on every in-place
+    change; views share their base's counter).
+    """
+
+    def __init__(self) -> None:
+        # id(owner) -> (weak ref to owner, {data pointers: (key, packed array)})
+        self.owners: dict[int, tuple[weakref.ref, dict[tuple, tuple[tuple, np.ndarray]]]] = {}
+        self.lock = threading.Lock()
+
+    def _drop(self, owner_id: int) -> None:
+        with self.lock:
+            self.owners.pop(owner_id, None)
+
+    def get(self, tensors: list[torch.Tensor], dtype: torch.dtype, width: int) -> np.ndarray:
+        """(…, width) array holding ``tensors`` in its first slots (zeros after them)."""
+        bases = [t._base if t._base is not None else t for t in tensors]
+        owner = bases[-1]
+        where = (dtype, width) + tuple(t.data_ptr() for t in tensors)
+        key = tuple((id(b), t.shape, t.stride(), t._version) for t, b in zip(tensors, bases))
+        with self.lock:
+            entry = self.owners.get(id(owner))
+            if entry is not None and entry[0]() is owner:
+                hit = entry[1].get(where)
+                if hit is not None and hit[0] == key:
+                    return hit[1]
+        packed = torch.zeros(tuple(tensors[0].shape) + (width,), dtype=dtype)
+        for k, t in enumerate(tensors):
+            packed[..., k] = t.detach()
+        arr = packed.numpy()
+        with self.lock:
+            entry = self.owners.get(id(owner))
+            if entry is None or entry[0]() is not owner:
+                entry = (weakref.ref(owner), {})
+                self.owners[id(owner)] = entry
+                weakref.finalize(owner, self._drop, id(owner))
+            entry[1][where] = (key, arr)
+        return arr
+
+
+_PACKED = _PackCache()
+
+
+def _packed(params: KernelParams, state: DeviceState, dtype: torch.dtype) -> np.ndarray:
+    """Per element [a_up, a_dn, w_min, w_max] (K = 4), or with slopes [.., b_up, b_dn, ref, 0] (K = 8)."""
+    parts = [params.a_up, params.a_dn, state.w_min, state.w_max]
+    if params.b_up is None:
+        return _PACKED.get(parts, dtype, 4)
+    parts += [params.b_up, params.b_dn]
+    if params.ref is not None:
+        parts.append(params.ref)
+    return _PACKED.get(parts, dtype, 8)
 
 
 def _seed(generator: torch.Generator) -> int:
@@ -822,8 +1069,7 @@ def kernel_update_(
     """Pulsed update in place with the fused kernel; returns (BL per sample, pulses, max count, kernel)."""
     params = kernel_params(device, state)
     dtype = state.w.dtype
-    xn = x.detach().to(torch.float64).contiguous().numpy()
-    dn = d.detach().to(torch.float64).contiguous().numpy()
+    xn, dn = _inputs(x), _inputs(d)
     m, n_in = xn.shape
     n_out = dn.shape[1]
     mode = _COUNT_MODES[cfg.pulse_type]
@@ -833,32 +1079,22 @@ def kernel_update_(
     max_bl = max(cfg.desired_bl, fixed_long)
     nw = (max_bl + 63) // 64 if mode == _STOCHASTIC else 1
     seed = np.uint64(_seed(generator))
-
-    bl = np.empty(m, np.int64)
-    a_sc = np.empty(m, np.float64)
-    b_sc = np.empty(m, np.float64)
+    ws = _workspace(m, n_in, n_out, nw)
+    bl, nact, nrow = ws["bl"], ws["nact"], ws["nrow"]
     total_bl = _plan(xn, dn, float(lr), float(dw_min), int(cfg.desired_bl), bool(cfg.update_bl_management),
-                     bool(cfg.update_management), float(cfg.um_grad_scale), fixed_long, bl, a_sc, b_sc)
+                     bool(cfg.update_management), float(cfg.um_grad_scale), fixed_long, bl, ws["a_sc"], ws["b_sc"])
     if total_bl == 0:
-        return bl, 0, 0, "none"
-    colbits = np.empty((m, nw, n_in), np.uint64)
-    colsgn = np.empty((m, n_in), np.int8)
-    colval = np.empty((m, n_in), np.float64)
-    colidx = np.empty((m, n_in), np.int64)
-    nact = np.empty(m, np.int64)
-    rowbits = np.empty((n_out, m, nw), np.uint64)
-    rowsgn = np.empty((n_out, m), np.int8)
-    rowval = np.empty((n_out, m), np.float64)
-    nrow = np.empty(m, np.int64)
-    n_pairs = np.uint64((max_bl + 1) // 2)
+        return bl.copy(), 0, 0, "none"
     draws = (n_in + n_out) * (total_bl if mode == _STOCHASTIC else m)
-    trains = _trains_parallel if draws >= PARALLEL_MIN_BITS else _trains_serial
-    trains(xn, dn, mode, float(cfg.x_res_implicit), float(cfg.d_res_implicit), seed, n_pairs, bl, a_sc, b_sc,
-           colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, nrow)
+    _split(_trains_range, m, (2 * _threads()) if draws >= PARALLEL_MIN_BITS else 1,
+           (xn, dn, mode, float(cfg.x_res_implicit), float(cfg.d_res_implicit), seed, np.uint64((max_bl + 1) // 2),
+            bl, ws["a_sc"], ws["b_sc"], ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact,
+            ws["rowbits"], ws["rowsgn"], ws["rowval"], ws["rowidx"], nrow))
     work = int(np.dot(nact, nrow))
     if work == 0:
-        return bl, 0, 0, "none"
-
+        return bl.copy(), 0, 0, "none"
+    row_ptr, row_smp = ws["row_ptr"], ws["row_smp"]
+    _row_lists(ws["rowidx"], nrow, row_ptr, row_smp)
     w_t = state.w
     w_work = w_t if w_t.is_contiguous() else w_t.contiguous()
     wn_t = state.extra.get("write_noise")
@@ -869,21 +1105,21 @@ def kernel_update_(
     vec_affine = force_closed
     if has_slope and not force_closed and params.sigma == 0:  # closed form exact where no step overshoots
         vec_affine = bool((params.b_up >= -1).all()) and bool((params.b_dn <= 1).all())
-    row_pulses = np.zeros(n_out, np.int64)
-    row_max = np.zeros(n_out, np.int64)
-    parallel = work >= PARALLEL_MIN_WORK
-    rows = _rows_parallel if parallel else _rows_serial
-    rows(
+    row_pulses, row_max = ws["row_pulses"], ws["row_max"]
+    parallel = work >= PARALLEL_MIN_WORK and _threads() > 1
+    n_is_a = params.n_up is params.a_up and params.n_dn is params.a_dn
+    _split(_row_block, n_out, (4 * _threads()) if parallel else 1, (
         w_work.detach().numpy(), _np(params.a_up, dtype), _np(params.b_up, dtype), _np(params.a_dn, dtype),
         _np(params.b_dn, dtype), _np(params.n_up, dtype), _np(params.n_dn, dtype), _np(params.ref, dtype),
         _np(state.w_min, dtype), _np(state.w_max, dtype),
         _np(None, dtype) if wn_work is None else wn_work.detach().numpy(),
-        has_slope, params.ref is not None, bool(params.mult), float(params.sigma),
+        _packed(params, state, dtype), n_is_a, has_slope, params.ref is not None, bool(params.mult), float(params.sigma),
         force_closed, bool(params.const_closed), _small_reversal(params.sigma), vec_affine, wn_scale,
-        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, seed, row_pulses, row_max,
-    )
+        mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
+        ws["rowval"], row_ptr, row_smp, seed, row_pulses, row_max,
+    ))
     if w_work is not w_t:
         w_t.copy_(w_work)
     if wn_work is not None and wn_work is not wn_t:
         wn_t.copy_(wn_work)
-    return bl, int(row_pulses.sum()), int(row_max.max()), "parallel" if parallel else "serial"
+    return bl.copy(), int(row_pulses.sum()), int(row_max.max()), "parallel" if parallel else "serial"

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from analogkit.update.config import UpdateConfig
 
-__all__ = ["TrainPlan", "plan_trains", "probabilities", "coincidence_counts", "bl_for", "CEIL_SLACK"]
+__all__ = ["CEIL_SLACK", "TrainPlan", "bl_for", "coincidence_counts", "plan_trains", "probabilities"]
 
 #: Relative slack of the ceil in the BL formulas (see the module docstring).
 CEIL_SLACK = 1e-12
@@ -65,7 +65,7 @@ class TrainPlan:
 
 
 def _ceil(v: float) -> int:
-    return int(math.ceil(v * (1.0 - CEIL_SLACK)))
+    return math.ceil(v * (1.0 - CEIL_SLACK))
 
 
 def bl_for(lr: float, xm: float, dm: float, dw_min: float, cfg: UpdateConfig) -> int:

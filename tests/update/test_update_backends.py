@@ -1,0 +1,112 @@
+"""The numba kernel against the PyTorch reference: same law of Δw per element, every affine device.
+
+Both back-ends start from one device state (with d2d variation and c2c noise, some elements next
+to a bound) and apply the same (x, d) R times with independent draws. Per element, the difference
+of the two means is compared with its standard error sqrt(s₁²/R + s₂²/R), and the difference of
+the two variances with sqrt(SE₁² + SE₂²), SE² ≈ (m₄ − s⁴)/R (m₄: fourth central moment, so the
+test holds for the non-Gaussian laws of pulse counts too). 5 standard errors for every element.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from update_testkit import repeat_updates
+
+import analogkit.devices as D
+from analogkit.update import UpdateConfig, kernels, pulsed_update_
+
+pytestmark = pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not installed")
+
+REPS = 250
+
+DEVICES = {
+    "constant_step": D.ConstantStepDevice(),
+    "constant_step_wide_noise": D.ConstantStepDevice(dw_min_std=0.6),  # closed form not exact: pulse by pulse
+    "ideal_bounded": D.IdealDevice(bounded=True, w_max=0.05, w_min=-0.05),
+    "linear_step_additive": D.LinearStepDevice(gamma_up=0.3, gamma_down=0.2, mult_noise=False, write_noise_std=1.0),
+    "soft_bounds": D.SoftBoundsDevice(),
+    "soft_bounds_pmax": D.SoftBoundsPmaxDevice(p_max=200, alpha=0.01),
+    "soft_bounds_reference": D.SoftBoundsReferenceDevice(reference_std=0.05, subtract_symmetry_point=True),
+}
+
+
+def _problem(dev: D.Device, seed: int = 0, dtype: torch.dtype = torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    out, n_in = 5, 8
+    state = dev.build_state((out, n_in), gen, dtype=dtype)
+    w = 0.5 * (state.w_max + state.w_min) + 0.3 * (state.w_max - state.w_min) * (torch.rand(out, n_in, generator=gen) - 0.5)
+    w[0] = state.w_max[0] - 2 * dev.dw_min  # next to the upper bound
+    w[1, :4] = state.w_min[1, :4] + 2 * dev.dw_min  # next to the lower bound
+    dev.set_weights(state, w, gen)
+    x = torch.randn(5, n_in, generator=gen)
+    x[2, 1:] = 0  # a sample with one firing column: visited through the column list
+    x[3, ::2] = 0
+    d = 0.05 * torch.randn(5, out, generator=gen)
+    d[4] *= 0.01  # a sample with short trains
+    return state, x, d
+
+
+def _compare(a: torch.Tensor, b: torch.Tensor, label: str) -> None:
+    n = a.shape[0]
+    ma, mb = a.mean(0), b.mean(0)
+    va, vb = a.var(0), b.var(0)
+    se_m = torch.sqrt((va + vb) / n)
+    z_m = (ma - mb).abs() / se_m.clamp(min=1e-15)
+    assert (z_m < 5).all(), (label, "mean", z_m.max().item())
+    m4a = ((a - ma) ** 4).mean(0)
+    m4b = ((b - mb) ** 4).mean(0)
+    se_v = torch.sqrt(((m4a - va**2).clamp(min=0) + (m4b - vb**2).clamp(min=0)) / n)
+    z_v = (va - vb).abs() / se_v.clamp(min=1e-30)
+    assert (z_v < 5).all(), (label, "variance", z_v.max().item())
+
+
+@pytest.mark.parametrize("application", ["exact", "closed_form"])
+@pytest.mark.parametrize("name", list(DEVICES))
+def test_numba_and_torch_agree_in_mean_and_variance(name, application):
+    dev = DEVICES[name]
+    state0, x, d = _problem(dev)
+    results = {}
+    for backend in ("torch", "numba"):
+        cfg = UpdateConfig(backend=backend, pulse_application=application)
+        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)
+    wt, wnt = results["torch"]
+    wk, wnk = results["numba"]
+    dwt, dwk = (wt - state0.w).double(), (wk - state0.w).double()
+    assert dwt.abs().amax(0).gt(0).float().mean() > 0.8  # most elements get pulses
+    _compare(dwt, dwk, f"{name}/{application}")
+    if wnt.numel():
+        _compare(wnt.double(), wnk.double(), f"{name}/{application} write noise")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["constant_step", "soft_bounds", "soft_bounds_reference"])
+def test_float64_states(name):
+    """The kernel compiled for float64 device states (a separate numba signature) agrees as well."""
+    dev = DEVICES[name]
+    state0, x, d = _problem(dev, dtype=torch.float64)
+    wt, _ = repeat_updates(dev, state0, x, d, 0.05, UpdateConfig(backend="torch"), REPS, seed=5)
+    wk, _ = repeat_updates(dev, state0, x, d, 0.05, UpdateConfig(backend="numba"), REPS, seed=6)
+    assert wk.dtype == torch.float64
+    _compare(wt - state0.w, wk - state0.w, f"{name}/float64")
+
+
+def test_parallel_kernel_matches_the_serial_one(monkeypatch):
+    """The parallel row kernel (blocks of rows on threads) gives the same result as the serial one:
+    rows draw from their own streams, so the thread split does not change any number."""
+    dev = D.SoftBoundsDevice(write_noise_std=1.0)
+    gen = torch.Generator().manual_seed(0)
+    state0 = dev.build_state((40, 30), gen)
+    x, d = torch.randn(6, 30, generator=gen), 0.1 * torch.randn(6, 40, generator=gen)
+    outs = []
+    for threshold in (1 << 62, 0):
+        monkeypatch.setattr(kernels, "_threads", lambda: 2)
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", threshold)
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_BITS", threshold)
+        st = state0.clone()
+        stats = pulsed_update_(dev, st, x, d, 0.05, UpdateConfig(), torch.Generator().manual_seed(3))
+        outs.append((st, stats))
+    assert outs[0][1].kernel == "serial" and outs[1][1].kernel == "parallel"
+    assert torch.equal(outs[0][0].w, outs[1][0].w)
+    assert torch.equal(outs[0][0].extra["write_noise"], outs[1][0].extra["write_noise"])
+    assert outs[0][1].pulses == outs[1][1].pulses
