@@ -452,7 +452,9 @@ class Device(ConfigBase):
         # Per direction: take the elements with pulses in that direction, sorted by |count|
         # (descending, stable), so that step k acts on a prefix of them; cost ∝ Σ|counts|.
         flat = counts.reshape(-1)
-        w_flat = state.w.view(-1)
+        # work on a flat view; a non-contiguous state (e.g. one group of a tile) gets a flat copy
+        # that is written back at the end
+        w_flat = state.w.view(-1) if state.w.is_contiguous() else state.w.reshape(-1).clone()
         for up in (True, False):
             idx = torch.nonzero(flat > 0 if up else flat < 0).squeeze(1)
             if idx.numel() == 0:
@@ -465,6 +467,8 @@ class Device(ConfigBase):
             for k in range(1, len(active)):
                 self._step_inplace(sub.narrow(active[k]), up, generator)
             w_flat.index_copy_(0, idx, sub.w)
+        if not state.w.is_contiguous():
+            state.w.copy_(w_flat.view(state.w.shape))
         self._refresh_write_noise(state, counts != 0, generator)
 
     def _step_inplace(self, state: DeviceState, up: bool, generator: torch.Generator) -> None:
