@@ -7,11 +7,21 @@ tile, batch 64, in the two regimes of ``benchmarks/train_step.py``:
 - sparse: MSE against random targets, lr 0.01 (small gradients, short pulse trains)
 
 Reference and analog steps are timed interleaved (reference, analog, reference, …) and the median
-of each is reported, so a machine shared with other processes slows both alike. ``--presets``
+of each is reported, so a machine shared with other processes slows both alike. As in
+``train_step.py``, each timed step starts from the initial weights of the arrays (restored untimed;
+``--saturate`` keeps them), while digital state (buffers, choppers, counters) evolves. ``--presets``
 times every algorithm preset (``analogkit.compounds.ALGORITHM_PRESETS``, or the ones named) instead.
 
     python benchmarks/algorithms_step.py [--algorithms tiki-taka c-ttv2 agad] [--size 512] [--repeats 20]
-    python benchmarks/algorithms_step.py --presets [NAME ...] [--repeats 5]
+    python benchmarks/algorithms_step.py --presets [NAME ...] [--repeats 5] [--saturate]
+
+Where the time goes: the gradient write onto the fast array is the update engine's stochastic pulse
+update (``analogkit.update``), so Tiki-Taka costs what Analog SGD costs plus one column read and
+write per step; c-TTv2 and AGAD auto-scale the fast learning rate to ~BL·fast_lr pulses per update
+at the largest |x|·|d| in both regimes (so "sparse" is not sparse for them) and read one column per
+sample. PyTorch's and the numba kernels' OpenMP pools both spin after a parallel region; on two
+cores they slow each other down (``OMP_WAIT_POLICY=PASSIVE`` in the environment changes the figures,
+the reference's too).
 """
 
 from __future__ import annotations
@@ -40,13 +50,16 @@ def make_step(model, opt, x, loss_fn):
     return step
 
 
-def interleaved(fns, repeats, warmup=2):
-    """Median and minimum wall time (ms) of each function, timed in turn."""
+def interleaved(fns, repeats, prepare=lambda: None, warmup=2):
+    """Median and minimum wall time (ms) of each function, timed in turn; ``prepare()`` runs untimed
+    before each round."""
     for fn in fns:
         for _ in range(warmup):
+            prepare()
             fn()
     times = [[] for _ in fns]
     for _ in range(repeats):
+        prepare()
         for k, fn in enumerate(fns):
             t0 = time.perf_counter()
             fn()
@@ -65,14 +78,35 @@ def regimes(size: int):
     }
 
 
-def measure(config, size, x, lr, loss_fn, repeats):
+def weight_restorer(layer, saturate=False):
+    """Untimed reset of the arrays' hidden weights (``w`` and ``d{k}__w`` of the tile's device state).
+
+    With a fixed x and g every step pushes each weight the same way, and after a few steps every
+    device would sit at a bound — not what training looks like (as in ``train_step.py``). Digital
+    state (buffers, choppers, counters, running means) keeps evolving as in training.
+    """
+    if saturate:
+        return lambda: None
+    tensors = layer.tile.device_state.tensors()
+    saved = {k: v.clone() for k, v in tensors.items() if k == "w" or k.endswith("__w")}
+
+    def restore():
+        current = layer.tile.device_state.tensors()
+        for k, v in saved.items():
+            current[k].copy_(v)
+
+    return restore
+
+
+def measure(config, size, x, lr, loss_fn, repeats, saturate=False):
     config = config.replace(mapping=MappingConfig(max_input_size=size, max_output_size=size))
     ref = nn.Linear(size, size)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=lr)
     layer = AnalogLinear(size, size, config=config)
     opt = AnalogSGD(layer.parameters(), lr=lr)
     (t_ref, m_ref), (t_ana, m_ana) = interleaved(
-        [make_step(ref, ref_opt, x, loss_fn), make_step(layer, opt, x, loss_fn)], repeats
+        [make_step(ref, ref_opt, x, loss_fn), make_step(layer, opt, x, loss_fn)], repeats,
+        weight_restorer(layer, saturate),
     )
     return t_ref, t_ana, m_ref, m_ana
 
@@ -84,6 +118,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--presets", nargs="*", default=None, help="time algorithm presets (all if no name is given)")
+    parser.add_argument("--saturate", action="store_true", help="do not restore the arrays' weights between steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     analogkit.manual_seed(0)
@@ -95,11 +130,12 @@ def main() -> None:
     else:
         configs = [(alg, build_config(alg, SoftBoundsDevice())) for alg in args.algorithms]
     print(f"torch {torch.__version__}, {args.threads} threads, {size}×{size}, batch 64, "
-          f"median (min) of {args.repeats} interleaved steps")
+          f"median (min) of {args.repeats} interleaved steps"
+          + ("" if args.saturate else ", array weights restored before each step"))
     print(f"{'regime':<7} {'config':<28} {'torch ms':>9} {'analog ms':>10} {'ratio':>8} {'ratio of minima':>16}")
     for regime, (lr, loss_fn) in regs.items():
         for name, cfg in configs:
-            t_ref, t_ana, m_ref, m_ana = measure(cfg, size, x, lr, loss_fn, args.repeats)
+            t_ref, t_ana, m_ref, m_ana = measure(cfg, size, x, lr, loss_fn, args.repeats, args.saturate)
             print(f"{regime:<7} {name:<28} {t_ref:>9.3f} {t_ana:>10.3f} {t_ana / t_ref:>7.1f}× {m_ana / m_ref:>15.1f}×",
                   flush=True)
 

@@ -37,6 +37,7 @@ from analogkit.periphery.mvm import TileGrid, analog_mvm
 from analogkit.update import engine as _engine
 from analogkit.update.config import UpdateConfig
 from analogkit.update.reference import has_closed_form
+from analogkit.update.trains import coincidence_counts, plan_trains
 
 __all__ = [
     "COMPOUNDS",
@@ -202,6 +203,38 @@ def update_array_(device: Any, state: Any, x: Tensor, d: Tensor, lr: float, cfg:
         device.pulsed_update_(state, x, d, lr, cfg, generator)
     else:
         _engine.pulsed_update_(device, state, x, d, float(lr), cfg, generator)
+
+
+def update_one_hot_(device: Any, state: Any, x: Tensor, d: Tensor, lr: float, cfg: UpdateConfig,
+                    generator: torch.Generator, columns: bool = True) -> None:
+    """ΔW = −lr·d xᵀ where every sample touches its own column (x one-hot, distinct columns) — or
+    its own row (d one-hot, if not ``columns``): a transfer or refresh write.
+
+    The samples share no element, so their order does not matter: where the update engine would run
+    its PyTorch reference (one whole-array pulse application per sample), the coincidence counts of
+    all samples are drawn at once — each sample's trains restricted to its one column (row), the
+    others never fire — and applied in one go. Otherwise (fused kernel, floating-point update,
+    compounds) this is :func:`update_array_`.
+    """
+    if lr <= 0 or x.shape[0] == 0:
+        return
+    if (isinstance(device, Compound) or cfg.pulse_type == "none"
+            or _engine.select_backend(device, state, cfg) == "numba"):
+        update_array_(device, state, x, d, lr, cfg, generator)
+        return
+    hot = x if columns else d
+    index = hot.abs().argmax(dim=1)
+    ar = torch.arange(hot.shape[0], device=hot.device)
+    one = hot[ar, index].unsqueeze(1)  # the one non-zero entry of each sample
+    xs, ds = (one, d) if columns else (x, one)
+    plan = plan_trains(xs, ds, float(lr), cfg, float(device.dw_min))
+    counts = coincidence_counts(xs, ds, plan, cfg, generator)  # (k, out, 1) or (k, 1, in)
+    total = torch.zeros(state.w.shape, dtype=torch.int32, device=state.w.device)
+    if columns:
+        total.index_add_(1, index, counts[:, :, 0].t())
+    else:
+        total.index_add_(0, index, counts[:, 0, :])
+    apply_counts_(device, state, total, generator, cfg.pulse_application)
 
 
 def post_update_array_(device: Any, state: Any, generator: torch.Generator) -> None:

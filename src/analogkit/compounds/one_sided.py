@@ -17,7 +17,7 @@ from analogkit.compounds.base import (
     hidden_weight_of,
     read_columns,
     register_compound,
-    update_array_,
+    update_one_hot_,
 )
 from analogkit.config.base import ConfigBase
 from analogkit.config.io import IOConfig
@@ -181,6 +181,6 @@ class OneSidedUnitCell(Compound):
         x = torch.zeros((touched.numel(), n_in), dtype=sp.w.dtype, device=sp.w.device)
         x[torch.arange(touched.numel()), touched] = 1.0
         sub = diff.index_select(1, touched).t()  # (k, out)
-        update_array_(p, sp, x, -sub.clamp(min=0), 1.0, self.refresh_update, generator)
-        update_array_(m, sm, x, -(-sub).clamp(min=0), 1.0, self.refresh_update, generator)
+        update_one_hot_(p, sp, x, -sub.clamp(min=0), 1.0, self.refresh_update, generator)
+        update_one_hot_(m, sm, x, -(-sub).clamp(min=0), 1.0, self.refresh_update, generator)
         return n

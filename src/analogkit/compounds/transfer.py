@@ -19,6 +19,7 @@ from analogkit.compounds.base import (
     read_columns,
     register_compound,
     update_array_,
+    update_one_hot_,
 )
 from analogkit.config.base import ConfigBase
 from analogkit.config.io import IOConfig
@@ -274,7 +275,7 @@ class TransferCompound(Compound):
                 x, d = one_hot(idx, state.w.shape[-1], v.dtype), -v
             else:
                 x, d = v, -one_hot(idx, state.w.shape[-2], v.dtype)
-            update_array_(dst, s_dst, x, d, lr_t, self.transfer_update, generator)
+            update_one_hot_(dst, s_dst, x, d, lr_t, self.transfer_update, generator, self.transfer_columns)
             if self.with_reset_prob > 0:
                 hit = torch.rand(idx.numel(), generator=generator, device=generator.device) < self.with_reset_prob
                 if bool(hit.any()):
