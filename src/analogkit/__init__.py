@@ -7,6 +7,9 @@ from analogkit.nn import (
 )
 from analogkit.random import manual_seed
 
+# registers the compound configs' kinds, so TileConfig.from_dict can rebuild them in any process
+import analogkit.compounds  # noqa: E402,F401
+
 __version__ = "0.1.0"
 
 __all__ = [
