@@ -27,7 +27,6 @@ the reference's too).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from torch import nn
@@ -36,35 +35,9 @@ import analogkit
 from analogkit.compounds import ALGORITHM_PRESETS, build_config
 from analogkit.config import MappingConfig
 from analogkit.devices import SoftBoundsDevice
-from analogkit.config import TileConfig
 from analogkit.nn import AnalogLinear
 from analogkit.optim import AnalogSGD
-
-
-def make_step(model, opt, x, loss_fn):
-    def step():
-        opt.zero_grad()
-        loss_fn(model(x)).backward()
-        opt.step()
-
-    return step
-
-
-def interleaved(fns, repeats, prepare=lambda: None, warmup=2):
-    """Median and minimum wall time (ms) of each function, timed in turn; ``prepare()`` runs untimed
-    before each round."""
-    for fn in fns:
-        for _ in range(warmup):
-            prepare()
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        prepare()
-        for k, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return [(1e3 * sorted(t)[len(t) // 2], 1e3 * min(t)) for t in times]
+from timing import interleaved, make_step
 
 
 def regimes(size: int):

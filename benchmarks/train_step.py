@@ -13,7 +13,6 @@ regimes (issue "On-chip training", benchmark section):
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from torch import nn
@@ -24,31 +23,7 @@ from analogkit.devices import DEVICES
 from analogkit.nn import AnalogLinear
 from analogkit.optim import AnalogSGD
 from analogkit.update.config import UpdateConfig
-
-
-def make_step(model, opt, x, loss_fn):
-    def step():
-        opt.zero_grad()
-        loss_fn(model(x)).backward()
-        opt.step()
-
-    return step
-
-
-def interleaved(fns, repeats, prepare=lambda: None):
-    """Median ms of each fn, measured alternately; ``prepare()`` runs untimed before each round."""
-    for fn in fns:
-        for _ in range(2):
-            prepare()
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        prepare()
-        for k, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return [1e3 * sorted(t)[len(t) // 2] for t in times]
+from timing import interleaved, make_step
 
 
 def main() -> None:
@@ -89,7 +64,7 @@ def main() -> None:
                 # step therefore starts from the initial device weights (restored untimed).
                 w0 = layer.tile.device_w.clone()
                 restore = (lambda w0=w0, layer=layer: layer.tile.device_w.copy_(w0)) if not args.saturate else (lambda: None)
-                t_ref, t_ana = interleaved([make_step(ref, ref_opt, x, loss_fn), make_step(layer, opt, x, loss_fn)], args.repeats, restore)
+                (t_ref, _), (t_ana, _) = interleaved([make_step(ref, ref_opt, x, loss_fn), make_step(layer, opt, x, loss_fn)], args.repeats, restore)
                 print(f"{regime:<7} {size:>5} {name:<14} {t_ref:>9.3f} {t_ana:>10.3f} {t_ana / t_ref:>7.1f}×")
 
 
