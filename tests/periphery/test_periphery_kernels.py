@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,8 +15,9 @@ pytestmark = pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not instal
 N = 4_000_000
 
 
-def test_kernel_normals_match_the_normal_distribution():
-    z = kernels.standard_normal((4000, 1000), torch.Generator().manual_seed(0)).double()
+@pytest.mark.parametrize("method", ["rows", "scalar"])  # Box–Muller batches, ziggurat single draws
+def test_kernel_normals_match_the_normal_distribution(method):
+    z = kernels.standard_normal((4000, 1000), torch.Generator().manual_seed(0), method=method).double()
     assert z.numel() == N
     # mean: SE = 1/sqrt(N) = 5e-4; std: SE ≈ 1/sqrt(2N) = 3.5e-4; kurtosis 3: SE ≈ sqrt(24/N) = 2.4e-3
     assert abs(z.mean().item()) < 5 * 5e-4
@@ -28,6 +30,43 @@ def test_kernel_normals_match_the_normal_distribution():
         assert abs((z.abs() > a).double().mean().item() - p) < 5 * se, a
     # symmetric
     assert abs((z > 0).double().mean().item() - 0.5) < 5 * 0.5 / math.sqrt(N)
+
+
+def _radii_and_circles(bits):
+    from numba import njit
+
+    @njit
+    def run(b):
+        rho, c, s = np.empty(b.shape[0]), np.empty(b.shape[0]), np.empty(b.shape[0])
+        for k in range(b.shape[0]):
+            rho[k] = kernels._radius(b[k])
+            c[k], s[k] = kernels._circle(b[k])
+        return rho, c, s
+
+    return run(bits)
+
+
+def test_box_muller_pieces_are_accurate_to_float32():
+    """ρ = √(−2 ln u) and (cos θ, sin θ) of the vectorised generator against float64 NumPy."""
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**63, 200_000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 200_000, dtype=np.uint64)
+    # extremes: u near 2^-64 (largest radius, 9.4) and near 1 (radius near 0), and every binary exponent
+    bits = np.concatenate([bits, bits >> np.uint64(40), np.array([0, 1, 2**64 - 1, 2**63], dtype=np.uint64),
+                           np.uint64(1) << np.arange(64, dtype=np.uint64)])
+    rho, c, s = _radii_and_circles(bits)
+    v = bits | np.uint64(1)
+    below_one = (~v + np.uint64(1)).astype(np.float64) / 2.0**64  # 1 − u, exact where u > 1/2
+    with np.errstate(divide="ignore"):  # np.where evaluates both branches
+        ln_u = np.where(v >= np.uint64(2**63), np.log1p(-below_one), np.log(v.astype(np.float64) / 2.0**64))
+    exact = np.sqrt(-2 * ln_u)
+    # float32 arithmetic: a few ulps (6e-8 each) relative, also next to u = 1 (ρ → 0); 1e-6 is generous
+    assert np.all(np.abs(rho - exact) <= 1e-6 * exact)
+    assert rho.max() > 9.4  # the tail reaches 9.4σ
+    q = (bits >> np.uint64(62)).astype(np.float64)
+    f = (bits & np.uint64(0xFFFFFFFF)).astype(np.float32).astype(np.float64) / 2.0**32  # as the kernel rounds it
+    theta = q * np.pi / 2 + (f - 0.5) * np.pi / 2
+    # Taylor truncation < 3e-8 plus float32 rounding of the angle (|θ| <= π/4, ulp 6e-8)
+    assert np.max(np.abs(c - np.cos(theta))) < 1e-6 and np.max(np.abs(s - np.sin(theta))) < 1e-6
 
 
 def test_kernel_rows_are_independent_streams():

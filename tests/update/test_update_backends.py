@@ -110,3 +110,25 @@ def test_parallel_kernel_matches_the_serial_one(monkeypatch):
     assert torch.equal(outs[0][0].w, outs[1][0].w)
     assert torch.equal(outs[0][0].extra["write_noise"], outs[1][0].extra["write_noise"])
     assert outs[0][1].pulses == outs[1][1].pulses
+
+
+@pytest.mark.parametrize("start", ["upper", "middle"])
+def test_additive_noise_closed_form_falls_back_to_pulses_at_the_bounds(start):
+    """Additive c2c noise on an affine step: the kernel draws a dense sample's n pulses as one exact
+    Gaussian, but only where the per-pulse clipping cannot act (module docstring, Lévy bound).
+    Next to a bound with wide noise (σ = 2: a third of the pulses there point back) the per-pulse
+    law differs clearly from one Gaussian clipped once, so this fails if the fallback is skipped;
+    in the middle the closed form must agree with the pulse-by-pulse reference as well."""
+    dev = D.LinearStepDevice(gamma_up=0.1, gamma_down=0.1, mult_noise=False, dw_min_std=2.0, dw_min_dtod=0.0,
+                             up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0)
+    gen = torch.Generator().manual_seed(3)
+    state0 = dev.build_state((4, 8), gen)
+    w = torch.full((4, 8), state0.w_max[0, 0].item() - dev.dw_min) if start == "upper" else torch.zeros(4, 8)
+    dev.set_weights(state0, w, gen)
+    x = torch.ones(3, 8)  # every column fires in every slot: dense samples, up pulses (d < 0)
+    d = -torch.ones(3, 4)
+    results = {}
+    for backend in ("torch", "numba"):
+        cfg = UpdateConfig(backend=backend)
+        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)[0]
+    _compare((results["torch"] - state0.w).double(), (results["numba"] - state0.w).double(), f"additive/{start}")

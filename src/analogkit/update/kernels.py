@@ -33,13 +33,20 @@ reads w + r)::
 
 What is exact (``pulse_application="exact"``):
 
-* pulse by pulse wherever the device's own ``pulse_n(method="auto")`` would loop (soft bounds,
-  linear step with c2c noise, constant steps with σ > 0.32); for dense samples the row's columns
-  are sorted by count so that pulse k is one vectorised pass over a prefix with its Gaussians drawn
-  in one go;
+* pulse by pulse wherever the device's own ``pulse_n(method="auto")`` would loop (soft bounds and
+  linear steps with multiplicative c2c noise, whose n-pulse law has no closed form; constant steps
+  with σ > 0.32); for dense samples the row's columns are sorted by count so that pulse k is one
+  vectorised pass over a prefix, in the state's precision, with its Gaussians drawn in one go;
 * the closed form wherever ``pulse_n`` declares it exact: no c2c noise and c >= 0, or a constant
   step (c = 1), whose n-pulse sum is Gaussian (up to noisy steps that reverse direction, Φ(−1/σ) <
   10⁻³, the device's own accepted approximation);
+* the closed form for affine steps with *additive* c2c noise (capacitor-like linear steps, soft
+  bounds with a reference), dense samples: without clipping, w_c = mean_c + N_c with
+  N_k = Σ_{l<k} q^{k−1−l}·σn·ξ_l, an exact Gaussian (the sum of independent Gaussian terms is
+  drawn in one go). Clipping could only have acted if some N_k (k <= c) left [lo − path, hi − path];
+  N_k = q^{k−1}·S_k with S_k a sum of independent symmetric terms, so by Lévy's inequality
+  P(max_k |N_k| > MARGIN·σ|n|·√c·ρ^{c−1}) <= 4·Φ(−MARGIN) = 2.5·10⁻¹⁵ (ρ = max(q, 1/q), q > 0).
+  Elements whose mean path comes closer to a bound than that are applied pulse by pulse;
 * constant steps additionally sum over samples: per element the kernel accumulates the means and
   variances of its samples and the range of their partial sums (the mean path); if the mean path
   stays MARGIN·σ_total inside the bounds, w ← w + Σμ + σ_total·ξ with one Gaussian, else the
@@ -52,7 +59,8 @@ approximation for state-dependent steps with noise: exact mean and variance, Gau
 clipping once per sample), one vectorised pass per dense sample.
 
 Random numbers: every call takes one 63-bit seed from the tile's ``torch.Generator``; trains,
-Gaussians (ziggurat of :mod:`analogkit.periphery.kernels`, one counter-based stream per row) and
+Gaussians (:mod:`analogkit.periphery.kernels`: vectorised Box–Muller for the batches of a row's
+dense passes, ziggurat for single draws; one counter-based stream per row) and
 mean-count dithers (keyed by element and sample) are functions of it, so results repeat from the
 generator state and do not depend on the number of threads. Write noise of every touched element
 is redrawn once at the end of its row (the same law as redrawing it after every sample).
@@ -115,6 +123,9 @@ PARALLEL_MIN_BITS = 1 << 18
 #: the noise's running sum strayed beyond MARGIN·σ_total, probability <= 4·Φ(−MARGIN) = 2.5e-15.
 MARGIN = 8.0
 
+#: Interleaved sub-histograms of the per-row counting sort (breaks store-to-load chains).
+_SORT_WAYS = 4
+
 # count modes of the row kernel
 _STOCHASTIC, _IMPLICIT, _MEAN = 0, 1, 2
 _COUNT_MODES = {"stochastic_compressed": _STOCHASTIC, "deterministic_implicit": _IMPLICIT, "mean_count": _MEAN}
@@ -124,14 +135,7 @@ if HAVE_NUMBA:
     from numba.core import types
     from numba.extending import intrinsic
 
-    from analogkit.periphery.kernels import (
-        _GOLDEN,
-        _candidate,
-        _mix64,
-        _normal_slow,
-        _row_normals,
-        _unit53,
-    )
+    from analogkit.periphery.kernels import _GOLDEN, _mix64, _unit53, gauss_scalar, row_normals
 
     _LO32 = np.uint64(0xFFFFFFFF)
     _SEED_COLS = np.uint64(0x6A09E667F3BCC909)
@@ -139,10 +143,6 @@ if HAVE_NUMBA:
     _SEED_NOISE = np.uint64(0x3C6EF372FE94F82B)
     _SLOW = np.uint64(0xD1B54A32D192ED03)
     _SEED_MEAN = np.uint64(0xA54FF53A5F1D36F1)
-    # Ziggurat tables as globals (compile-time constants): passing arrays to helpers costs
-    # reference counting on every call, which made a helper-drawn Gaussian 10× slower (measured).
-    _ZX = _pk.ZIG_X
-    _ZR = _pk.ZIG_R
 
     @intrinsic
     def _popcount(typingctx, x):
@@ -153,14 +153,6 @@ if HAVE_NUMBA:
             return builder.ctpop(args[0])
 
         return sig, codegen
-
-    @njit(inline="always", cache=True, error_model="numpy")
-    def _gauss(base, ctr, slow):
-        """N(0, 1) draw ``ctr`` of the row stream ``base`` (ziggurat; rare rejections on ``slow``)."""
-        z, u, layer = _candidate(base, ctr, _ZX)
-        if abs(u) >= _ZR[layer]:
-            z, slow = _normal_slow(slow, u, layer, _ZX, _ZR)
-        return z, slow
 
     @njit(cache=True, error_model="numpy")
     def _plan(x, d, lr, dw_min, desired_bl, bl_mgmt, um, k_um, fixed_long, bl, a_sc, b_sc):
@@ -391,7 +383,7 @@ if HAVE_NUMBA:
     @njit(cache=True, error_model="numpy", nogil=True)
     def _row_block(
         i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        pk, n_is_a, has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, wn_scale,
+        pk, n_is_a, has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, add_exact, wn_scale,
         mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, row_ptr, row_smp, seed,
         row_pulses, row_max,
     ):
@@ -422,8 +414,7 @@ if HAVE_NUMBA:
         tlist = np.zeros(n_in, np.int64)
         cnt = np.zeros(n_in, np.int64)
         lst = np.zeros(n_in, np.int64)
-        zbuf = np.zeros(n_in, np.float64)
-        rej = np.zeros(n_in, np.bool_)
+        zbuf = np.zeros(n_in, np.float32)
         n_acc = n_in if agg else 1
         acc_m = np.zeros(n_acc, np.float64)
         acc_v = np.zeros(n_acc, np.float64)
@@ -432,21 +423,29 @@ if HAVE_NUMBA:
         ups = np.zeros(n_acc, np.int64)
         downs = np.zeros(n_acc, np.int64)
         safe = np.zeros(n_acc, np.bool_)
-        perm = np.zeros(n_in, np.int64)
-        hist = np.zeros(64 * nw + 2, np.int64)
-        start = np.zeros(64 * nw + 2, np.int64)
-        buf_w = np.zeros(n_in, np.float64)
-        buf_a = np.zeros(n_in, np.float64)
-        buf_b = np.zeros(n_in, np.float64)
-        buf_r = np.zeros(n_in, np.float64)
-        buf_n = np.zeros(n_in, np.float64)
-        buf_lo = np.zeros(n_in, np.float64)
-        buf_hi = np.zeros(n_in, np.float64)
+        perm = np.zeros(n_in, np.int32)
+        n_bins = 64 * nw + 2
+        hist = np.zeros((_SORT_WAYS, n_bins), np.int32)
+        start = np.zeros((_SORT_WAYS, n_bins), np.int32)
+        n_ge = np.zeros(n_bins, np.int32)  # elements with count >= c
+        ftype = w.dtype  # pulse arithmetic in the state's precision (float32 as the hardware models)
+        buf_w = np.zeros(n_in, ftype)
+        buf_a = np.zeros(n_in, ftype)
+        buf_b = np.zeros(n_in, ftype)
+        buf_r = np.zeros(n_in, ftype)
+        buf_n = np.zeros(n_in, ftype)
+        buf_lo = np.zeros(n_in, ftype)
+        buf_hi = np.zeros(n_in, ftype)
+        sel_a = np.zeros(n_in, ftype)
+        sel_b = np.zeros(n_in, ftype)
+        sel_n = np.zeros(n_in, ftype)
+        sg_arr = np.empty(1, ftype)
+        sg_arr[0] = sigma
+        sg_f = sg_arr[0]  # σ in the state's precision
         buf_pk = np.zeros((n_in, kp), np.float64)
         per_pulse = mode == _STOCHASTIC and not agg and not vaff  # the sorted pulse-by-pulse path
         n_all = n_in * 64 * nw if per_pulse else 1
-        zall = np.zeros(n_all, np.float64)
-        rej_all = np.zeros(n_all, np.bool_)
+        zall = np.zeros(n_all, np.float32)
         for i in range(i0, i1):
             base = _mix64(seed ^ _SEED_NOISE ^ (np.uint64(i) * _GOLDEN))
             slow = _mix64(base ^ _SLOW)
@@ -536,104 +535,154 @@ if HAVE_NUMBA:
                             bmax = max(bmax, max(abs(b_up[i, j]), abs(b_dn[i, j])))
                         row_small_x = 1 if (bmax < 0.5 and (sigma * bmax / (1.0 - bmax)) ** 2 <= 1e-6) else 0
                     if sigma > 0.0:
-                        _row_normals(zbuf, rej, base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
+                        row_normals(zbuf, base + np.uint64(ctr) * _GOLDEN)
                         ctr += n_in
-                    if row_small_x == 1:  # two copies of the loop: the flag must be a constant in each
-                        for j in range(n_in):
-                            c = cnt[j]
-                            up = rs != colsgn[n, j]
-                            sg = 1.0 if up else -1.0
-                            av = a_up[i, j] if up else a_dn[i, j]
-                            bv = b_up[i, j] if up else b_dn[i, j]
-                            nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
-                            rr = ref[i, j] if has_ref else 0.0
-                            w0 = w[i, j]
-                            d0 = sg * (av + bv * (w0 + rr))
-                            geom, var = _closed(c, sg * bv, sigma, mult, nv, d0, True)
-                            new = w0 + d0 * geom + math.sqrt(max(var, 0.0)) * zbuf[j]
-                            new = min(max(new, w_min[i, j]), w_max[i, j])
-                            w[i, j] = new if c > 0 else w0
-                            pulses += c
-                            cmax = max(cmax, c)
-                            touched[j] = touched[j] | (c > 0)
-                    else:
-                        for j in range(n_in):
-                            c = cnt[j]
-                            up = rs != colsgn[n, j]
-                            sg = 1.0 if up else -1.0
-                            av = a_up[i, j] if up else a_dn[i, j]
-                            bv = b_up[i, j] if up else b_dn[i, j]
-                            nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
-                            rr = ref[i, j] if has_ref else 0.0
-                            w0 = w[i, j]
-                            d0 = sg * (av + bv * (w0 + rr))
-                            geom, var = _closed(c, sg * bv, sigma, mult, nv, d0, False)
-                            new = w0 + d0 * geom + math.sqrt(max(var, 0.0)) * zbuf[j]
-                            new = min(max(new, w_min[i, j]), w_max[i, j])
-                            w[i, j] = new if c > 0 else w0
-                            pulses += c
-                            cmax = max(cmax, c)
-                            touched[j] = touched[j] | (c > 0)
+                    n_unsafe = 0
+                    for j in range(n_in):
+                        c = cnt[j]
+                        up = rs != colsgn[n, j]
+                        sg = 1.0 if up else -1.0
+                        av = a_up[i, j] if up else a_dn[i, j]
+                        bv = b_up[i, j] if up else b_dn[i, j]
+                        nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
+                        rr = ref[i, j] if has_ref else 0.0
+                        w0 = w[i, j]
+                        slope = sg * bv
+                        d0 = sg * (av + bv * (w0 + rr))
+                        if row_small_x == 1:  # a constant in each of the two versions LLVM makes
+                            geom, var = _closed(c, slope, sigma, mult, nv, d0, True)
+                        else:
+                            geom, var = _closed(c, slope, sigma, mult, nv, d0, False)
+                        mean = w0 + d0 * geom
+                        new = mean + math.sqrt(max(var, 0.0)) * zbuf[j]
+                        lo = w_min[i, j]
+                        hi = w_max[i, j]
+                        ok = True
+                        if add_exact:
+                            # the per-pulse clipping can act only if a partial noise sum strays; see
+                            # the module docstring: bound MARGIN·σ|n|·√c·ρ^(c−1), ρ = max(q, 1/q)
+                            q = 1.0 + slope
+                            qn1 = (1.0 + slope * geom) / q if q > 0.0 else 1.0  # q^(c−1)
+                            rho = max(qn1, 1.0 / qn1) if q > 0.0 else 0.0
+                            marg = MARGIN * sigma * abs(nv) * math.sqrt(float(c)) * rho
+                            ok = q > 0.0 and min(w0, mean) - marg >= lo and max(w0, mean) + marg <= hi
+                        new = min(max(new, lo), hi)
+                        w[i, j] = new if (c > 0 and ok) else w0
+                        if c > 0 and not ok:
+                            lst[n_unsafe] = j
+                            n_unsafe += 1
+                        pulses += c
+                        cmax = max(cmax, c)
+                        touched[j] = touched[j] | (c > 0)
+                    for t in range(n_unsafe):  # near a bound (or a reversing step): pulse by pulse
+                        j = lst[t]
+                        c = cnt[j]
+                        up = rs != colsgn[n, j]
+                        sg = 1.0 if up else -1.0
+                        av = a_up[i, j] if up else a_dn[i, j]
+                        bv = b_up[i, j] if up else b_dn[i, j]
+                        add_std = sigma * abs(av if n_is_a else (n_up[i, j] if up else n_dn[i, j]))
+                        rr = ref[i, j] if has_ref else 0.0
+                        lo = w_min[i, j]
+                        hi = w_max[i, j]
+                        wv = float(w[i, j])
+                        for _ in range(c):
+                            mstep = sg * (av + bv * (wv + rr))
+                            z, slow = gauss_scalar(base, ctr, slow)
+                            ctr += 1
+                            wv = min(max(wv + mstep + add_std * z, lo), hi)
+                        w[i, j] = wv
                     continue
                 # -- pulse by pulse, whole row: columns sorted by count (descending), so that pulse
-                #    k acts on a prefix; each pass draws its Gaussians in one go and vectorises -----
+                #    k acts on a prefix; each pass draws its Gaussians in one go and vectorises.
+                #    The direction-dependent parameters are selected first in one branch-free pass
+                #    over the row; the counting sort runs _SORT_WAYS interleaved sub-histograms, so
+                #    that equal counts in a row do not chain through one memory cell. ---------------
                 if dense:
                     maxc = 0
                     for j in range(n_in):
                         maxc = max(maxc, cnt[j])
-                    for c in range(maxc + 2):
-                        hist[c] = 0
-                    for j in range(n_in):
-                        hist[cnt[j]] += 1
+                    for q in range(_SORT_WAYS):
+                        for c in range(maxc + 2):
+                            hist[q, c] = 0
+                    blk = n_in // _SORT_WAYS
+                    for j in range(blk):
+                        for q in range(_SORT_WAYS):
+                            hist[q, cnt[q * blk + j]] += 1
+                    for j in range(_SORT_WAYS * blk, n_in):
+                        hist[0, cnt[j]] += 1
                     run = 0
                     for c in range(maxc, 0, -1):
-                        start[c] = run
-                        run += hist[c]
+                        for q in range(_SORT_WAYS):
+                            start[q, c] = run
+                            run += hist[q, c]
+                        n_ge[c] = run
                     n_live = run
-                    for j in range(n_in):
-                        c = cnt[j]
+                    for q in range(_SORT_WAYS):
+                        start[q, 0] = n_live  # count-0 columns land in a scratch slot past the live ones
+                    for j in range(blk):
+                        for q in range(_SORT_WAYS):
+                            jj = q * blk + j
+                            c = cnt[jj]
+                            pos = start[q, c]
+                            start[q, c] = pos + (1 if c > 0 else 0)
+                            perm[pos if c > 0 else n_in - 1] = jj if c > 0 else perm[n_in - 1]
+                    for jj in range(_SORT_WAYS * blk, n_in):
+                        c = cnt[jj]
                         if c > 0:
-                            pos = start[c]
-                            start[c] = pos + 1
-                            perm[pos] = j
+                            pos = start[0, c]
+                            start[0, c] = pos + 1
+                            perm[pos] = jj
+                    for j in range(n_in):
+                        up = rs != colsgn[n, j]
+                        sel_a[j] = a_up[i, j] if up else -a_dn[i, j]
+                        if has_slope:
+                            sel_b[j] = b_up[i, j] if up else -b_dn[i, j]
+                        if not mult:
+                            sel_n[j] = sigma * abs(a_up[i, j] if up else a_dn[i, j]) if n_is_a else sigma * abs(n_up[i, j] if up else n_dn[i, j])
                     for t in range(n_live):
                         j = perm[t]
-                        up = rs != colsgn[n, j]
-                        sg = 1.0 if up else -1.0
                         buf_w[t] = w[i, j]
-                        buf_a[t] = sg * (a_up[i, j] if up else a_dn[i, j])
-                        buf_b[t] = sg * (b_up[i, j] if up else b_dn[i, j]) if has_slope else 0.0
-                        buf_r[t] = ref[i, j] if has_ref else 0.0
-                        nv = (a_up[i, j] if up else a_dn[i, j]) if n_is_a else (n_up[i, j] if up else n_dn[i, j])
-                        buf_n[t] = sigma * abs(nv)
+                        buf_a[t] = sel_a[j]
                         buf_lo[t] = w_min[i, j]
                         buf_hi[t] = w_max[i, j]
-                        touched[j] = True
-                        c = cnt[j]
-                        pulses += c
-                        cmax = max(cmax, c)
+                    if has_slope:
+                        for t in range(n_live):
+                            buf_b[t] = sel_b[perm[t]]
+                    else:
+                        for t in range(n_live):
+                            buf_b[t] = 0.0
+                    if has_ref:
+                        for t in range(n_live):
+                            buf_r[t] = ref[i, perm[t]]
+                    if not mult:
+                        for t in range(n_live):
+                            buf_n[t] = sel_n[perm[t]]
+                    for t in range(n_live):
+                        touched[perm[t]] = True
                     n_pulses = 0
                     for c in range(1, maxc + 1):
-                        n_pulses += c * hist[c]
+                        n_pulses += n_ge[c]
+                    pulses += n_pulses
+                    cmax = max(cmax, maxc)
                     if sigma > 0.0:  # every Gaussian of this row and sample in one go
-                        _row_normals(zall[:n_pulses], rej_all[:n_pulses], base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
+                        row_normals(zall[:n_pulses], base + np.uint64(ctr) * _GOLDEN)
                         ctr += n_pulses
-                    n_k = n_live
                     off = 0
                     for k in range(maxc):
+                        n_k = n_ge[k + 1]
                         if mult and not has_ref:  # the common case, with two loads fewer per pulse
                             for t in range(n_k):
                                 wv = buf_w[t]
                                 mstep = buf_a[t] + buf_b[t] * wv
-                                buf_w[t] = min(max(wv + mstep + sigma * abs(mstep) * zall[off + t], buf_lo[t]), buf_hi[t])
+                                buf_w[t] = min(max(wv + mstep + sg_f * abs(mstep) * zall[off + t], buf_lo[t]), buf_hi[t])
                         else:
                             for t in range(n_k):
                                 wv = buf_w[t]
                                 mstep = buf_a[t] + buf_b[t] * (wv + buf_r[t])
-                                std = sigma * abs(mstep) if mult else buf_n[t]
+                                std = sg_f * abs(mstep) if mult else buf_n[t]
                                 buf_w[t] = min(max(wv + mstep + std * zall[off + t], buf_lo[t]), buf_hi[t])
                         off += n_k
-                        n_k -= hist[k + 1]
                     for t in range(n_live):
                         w[i, perm[t]] = buf_w[t]
                     continue
@@ -658,7 +707,7 @@ if HAVE_NUMBA:
                     if not has_slope:  # constant step, pulse by pulse (its closed form is not exact)
                         std1 = sigma * (abs(av) if mult else abs(nv))
                         for _ in range(c):
-                            z, slow = _gauss(base, ctr, slow)
+                            z, slow = gauss_scalar(base, ctr, slow)
                             ctr += 1
                             wv = min(max(wv + sg * av + std1 * z, lo), hi)
                         buf_w[t] = wv
@@ -671,7 +720,7 @@ if HAVE_NUMBA:
                         geom, var = _closed(c, slope, sigma, mult, nv, d0, False)
                         new = wv + d0 * geom
                         if var > 0.0:
-                            z, slow = _gauss(base, ctr, slow)
+                            z, slow = gauss_scalar(base, ctr, slow)
                             ctr += 1
                             new += math.sqrt(var) * z
                         buf_w[t] = min(max(new, lo), hi)
@@ -680,7 +729,7 @@ if HAVE_NUMBA:
                         for _ in range(c):
                             mstep = sg * (av + bv * (wv + rr))
                             std = sigma * abs(mstep) if mult else add_std
-                            z, slow = _gauss(base, ctr, slow)
+                            z, slow = gauss_scalar(base, ctr, slow)
                             ctr += 1
                             wv = min(max(wv + mstep + std * z, lo), hi)
                         buf_w[t] = wv
@@ -691,7 +740,7 @@ if HAVE_NUMBA:
             if agg and n_scan > 0:
                 if row_dense:  # every column, vectorised; columns it cannot settle are marked unsafe
                     if sigma > 0.0:
-                        _row_normals(zbuf, rej, base + np.uint64(ctr) * _GOLDEN, _ZX, _ZR)
+                        row_normals(zbuf, base + np.uint64(ctr) * _GOLDEN)
                         ctr += n_in
                     for j in range(n_in):
                         au = a_up[i, j]
@@ -733,7 +782,7 @@ if HAVE_NUMBA:
                         if ok:
                             new = w0 + mean
                             if sd > 0.0:
-                                z, slow = _gauss(base, ctr, slow)
+                                z, slow = gauss_scalar(base, ctr, slow)
                                 ctr += 1
                                 new += sd * z
                             w[i, j] = min(max(new, lo), hi)
@@ -763,7 +812,7 @@ if HAVE_NUMBA:
                         nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
                         new = wv + (c * av if up else -c * av)
                         if sigma > 0.0:
-                            z, slow = _gauss(base, ctr, slow)
+                            z, slow = gauss_scalar(base, ctr, slow)
                             ctr += 1
                             new += sigma * (abs(av) if mult else abs(nv)) * math.sqrt(c) * z
                         wv = min(max(new, lo), hi)
@@ -774,7 +823,7 @@ if HAVE_NUMBA:
                 if touched[j]:
                     touched[j] = False
                     if track:
-                        z, slow = _gauss(base, ctr, slow)
+                        z, slow = gauss_scalar(base, ctr, slow)
                         ctr += 1
                         wn[i, j] = wn_scale * z
             row_pulses[i] = pulses
@@ -1102,7 +1151,9 @@ def kernel_update_(
     wn_work = None if wn_t is None else (wn_t if wn_t.is_contiguous() else wn_t.contiguous())
     has_slope = params.b_up is not None
     force_closed = cfg.pulse_application == "closed_form"
-    vec_affine = force_closed
+    # additive c2c noise on an affine step: the n-pulse law is Gaussian (exact) away from the bounds
+    add_exact = has_slope and not force_closed and not params.mult and params.sigma > 0
+    vec_affine = force_closed or add_exact
     if has_slope and not force_closed and params.sigma == 0:  # closed form exact where no step overshoots
         vec_affine = bool((params.b_up >= -1).all()) and bool((params.b_dn <= 1).all())
     row_pulses, row_max = ws["row_pulses"], ws["row_max"]
@@ -1114,7 +1165,7 @@ def kernel_update_(
         _np(state.w_min, dtype), _np(state.w_max, dtype),
         _np(None, dtype) if wn_work is None else wn_work.detach().numpy(),
         _packed(params, state, dtype), n_is_a, has_slope, params.ref is not None, bool(params.mult), float(params.sigma),
-        force_closed, bool(params.const_closed), _small_reversal(params.sigma), vec_affine, wn_scale,
+        force_closed, bool(params.const_closed), _small_reversal(params.sigma), vec_affine, add_exact, wn_scale,
         mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
         ws["rowval"], row_ptr, row_smp, seed, row_pulses, row_max,
     ))
