@@ -18,14 +18,17 @@ Tiki-Taka with γ = 0, mixed precision), otherwise an own tensor refreshed after
 Helpers shared by the compounds: :func:`update_array_` (a pulsed update of one array, device or
 compound), :func:`apply_counts_` (given integer pulse counts, applied exactly as
 ``pulse_n(method="auto")`` does, through the fused kernel where it covers the device) and
-:func:`read_columns` (an analog read of selected columns or rows with one-hot inputs).
+:func:`read_columns` (an analog read of selected columns or rows with one-hot inputs). Selected
+vectors (columns or rows) are given as an index tensor or, where they are consecutive, as a
+``slice`` (:func:`as_index`), which the helpers turn into views instead of copies (:func:`take`,
+:func:`put_`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -43,10 +46,16 @@ __all__ = [
     "COMPOUNDS",
     "Compound",
     "CompoundState",
+    "Index",
     "apply_counts_",
+    "as_index",
     "granularity_of",
+    "index_count",
+    "index_tensor",
+    "put_",
     "read_columns",
     "register_compound",
+    "take",
     "update_array_",
 ]
 
@@ -166,6 +175,51 @@ class CompoundState:
 
 
 # ---------------------------------------------------------------------------------------------
+# Selected vectors: index tensors, or slices where they are consecutive
+# ---------------------------------------------------------------------------------------------
+#: Vectors (columns or rows) of an array: an int64 index tensor, or a ``slice`` (start, stop, step 1).
+Index = Tensor | slice
+
+
+def as_index(run: Sequence[int], device: torch.device | str) -> Index:
+    """``run`` as ``slice(a, b)`` if it is a, a + 1, …, b − 1 (then reads and writes use views), else a tensor."""
+    start = int(run[0]) if len(run) else 0
+    if all(int(i) == start + k for k, i in enumerate(run)):
+        return slice(start, start + len(run))
+    return torch.tensor([int(i) for i in run], dtype=torch.int64, device=device)
+
+
+def index_tensor(index: Index, device: torch.device | str) -> Tensor:
+    """The indices of ``index`` as an int64 tensor."""
+    if isinstance(index, slice):
+        return torch.arange(index.start, index.stop, dtype=torch.int64, device=device)
+    return index
+
+
+def index_count(index: Index) -> int:
+    """How many vectors ``index`` selects."""
+    return index.stop - index.start if isinstance(index, slice) else int(index.numel())
+
+
+def take(t: Tensor, index: Index, dim: int) -> Tensor:
+    """Entries ``index`` of ``t`` along ``dim``: a view (writes go through) for a slice, a copy otherwise."""
+    if isinstance(index, slice):
+        return t.narrow(dim, index.start, index.stop - index.start)
+    return t.index_select(dim, index)
+
+
+def put_(t: Tensor, index: Index, dim: int, values: Tensor) -> None:
+    """Write ``values`` as the entries ``index`` of ``t`` along ``dim`` (nothing to do if ``values``
+    is that very view, as :func:`take` returns it for a slice)."""
+    if isinstance(index, slice):
+        view = t.narrow(dim, index.start, index.stop - index.start)
+        if values.data_ptr() != view.data_ptr() or values.stride() != view.stride() or values.shape != view.shape:
+            view.copy_(values)
+    else:
+        t.index_copy_(dim, index, values)
+
+
+# ---------------------------------------------------------------------------------------------
 # Helpers on arrays (plain devices or compounds)
 # ---------------------------------------------------------------------------------------------
 def is_array_device(obj: Any) -> bool:
@@ -258,14 +312,15 @@ _COUNT_CFG = {
 
 
 def apply_counts_(device: Any, state: Any, counts: Tensor, generator: torch.Generator,
-                  pulse_application: str = "exact", index: Tensor | None = None, columns: bool = True) -> None:
+                  pulse_application: str = "exact", index: Index | None = None, columns: bool = True) -> None:
     """Apply ``|counts|`` pulses in direction ``sign(counts)`` to every element of one array, in place.
 
-    ``counts`` has the array's shape, or — with ``index`` — holds only the columns ``index`` as an
-    (out, k) matrix (rows ``index`` as a (k, in) matrix if not ``columns``); all other elements get
-    no pulse. Exactly as ``device.pulse_n(state, counts, generator, method="auto")``: the n-pulse
-    closed form where it is exact, pulse by pulse otherwise (``pulse_application="closed_form"``:
-    the device's closed form wherever it has one). Where the fused numba kernel covers the device the
+    ``counts`` has the array's shape, or — with ``index`` (a tensor, or a slice of consecutive
+    vectors) — holds only the columns ``index`` as an (out, k) matrix (rows ``index`` as a (k, in)
+    matrix if not ``columns``); all other elements get no pulse. Exactly as
+    ``device.pulse_n(state, counts, generator, method="auto")``: the n-pulse closed form where it is
+    exact, pulse by pulse otherwise (``pulse_application="closed_form"``: the device's closed form
+    wherever it has one). Where the fused numba kernel covers the device the
     counts are written through it: each non-zero column j (or row, whichever are fewer) becomes one
     sample of a ``deterministic_implicit`` update with BL = K = max|counts|, x = e_j,
     d = −counts[:, j]/K and lr = K·dw_min, so both scales are 1 and the count is
@@ -278,6 +333,8 @@ def apply_counts_(device: Any, state: Any, counts: Tensor, generator: torch.Gene
         if k_max <= SMALL_COUNTS:
             _pulse_vectors_(device, state, counts, index, columns, k_max, generator)
             return
+    if index is not None:
+        index = index_tensor(index, counts.device)
     if isinstance(device, Compound) or not _kernel_counts_ok(device, state, pulse_application):
         if index is not None:
             counts = _scatter_counts(counts, index, columns, tuple(state.w.shape))
@@ -328,26 +385,27 @@ def apply_counts_(device: Any, state: Any, counts: Tensor, generator: torch.Gene
 SMALL_COUNTS = 4
 
 
-def _pulse_vectors_(device: Device, state: DeviceState, counts: Tensor, index: Tensor, columns: bool, k_max: int,
+def _pulse_vectors_(device: Device, state: DeviceState, counts: Tensor, index: Index, columns: bool, k_max: int,
                     generator: torch.Generator) -> None:
     """Counts on the vectors ``index`` as pulse slots: slot k pulses every element with |count| >= k.
 
     Elements are independent, so this is the same sequence of pulses per element as ``pulse_n``'s
-    loop. Works on a copy of the selected vectors' state; the weight and write noise go back.
+    loop. Consecutive vectors (a slice) are pulsed in place through views; otherwise the selected
+    vectors' state is copied and the weight and write noise go back.
     """
     dim = 1 if columns else 0
     names = set(device._STEP_EXTRAS) | ({"write_noise"} & set(state.extra))
-    sub = DeviceState(**{k: getattr(state, k).index_select(dim, index) for k in _CORE},
-                      extra={k: v.index_select(dim, index) for k, v in state.extra.items() if k in names})
+    sub = DeviceState(**{k: take(getattr(state, k), index, dim) for k in _CORE},
+                      extra={k: take(v, index, dim) for k, v in state.extra.items() if k in names})
     if k_max == 1:
         device.pulse(sub, counts, generator)
     else:
         mag, sign = counts.abs(), counts.sign()
         for k in range(1, k_max + 1):
             device.pulse(sub, torch.where(mag >= k, sign, torch.zeros_like(sign)), generator)
-    state.w.index_copy_(dim, index, sub.w)
+    put_(state.w, index, dim, sub.w)
     if "write_noise" in state.extra:
-        state.extra["write_noise"].index_copy_(dim, index, sub.extra["write_noise"])
+        put_(state.extra["write_noise"], index, dim, sub.extra["write_noise"])
 
 
 def _kernel_counts_ok(device: Any, state: Any, pulse_application: str) -> bool:
@@ -366,24 +424,30 @@ def _scatter_counts(counts: Tensor, index: Tensor, columns: bool, shape: tuple[i
     return full
 
 
-def read_columns(device: Any, state: Any, index: Tensor, io: IOConfig, generator: torch.Generator,
+def read_columns(device: Any, state: Any, index: Index, io: IOConfig, generator: torch.Generator,
                  columns: bool = True) -> Tensor:
     """Analog read of columns ``index`` (or rows, if not ``columns``) of one array: (k, out) (or (k, in)).
 
     One MVM through the periphery ``io`` with one-hot inputs e_j, all k vectors at once (each with
-    its own noise management, noise and ADC), as a transfer read on the chip would do it.
+    its own noise management, noise and ADC), as a transfer read on the chip would do it. Where the
+    input stage keeps a one-hot input one-hot (no input noise, no stochastic rounding: the zeros
+    stay exact zeros and draw nothing) only the selected vectors contribute, so the MVM runs on them
+    alone — the k×k unit inputs times the (out, k) sub-matrix — with the same draws and results.
     """
     w = device.apparent_weight(state)
-    out, n_in = w.shape[-2], w.shape[-1]
-    k = index.numel()
-    if columns:
-        x = torch.zeros((k, 1, n_in), dtype=w.dtype, device=w.device)
-        x[torch.arange(k, device=w.device), 0, index] = 1.0
-        y = analog_mvm(x, w.unsqueeze(0), TileGrid.for_matrix(out, n_in, 0, 0), io, generator)
+    if not columns:
+        w = w.t()  # the rows of W are the columns of Wᵀ
+    if io.ideal or (io.inp_noise == 0 and not io.inp_sto_round):
+        w = take(w, index, 1)
+        k = w.shape[1]
+        x = torch.eye(k, dtype=w.dtype, device=w.device).unsqueeze(1)
     else:
-        x = torch.zeros((k, 1, out), dtype=w.dtype, device=w.device)
-        x[torch.arange(k, device=w.device), 0, index] = 1.0
-        y = analog_mvm(x, w.t().contiguous().unsqueeze(0), TileGrid.for_matrix(n_in, out, 0, 0), io, generator)
+        idx = index_tensor(index, w.device)
+        k = idx.numel()
+        x = torch.zeros((k, 1, w.shape[1]), dtype=w.dtype, device=w.device)
+        x[torch.arange(k, device=w.device), 0, idx] = 1.0
+    w = w.contiguous()
+    y = analog_mvm(x, w.unsqueeze(0), TileGrid.for_matrix(w.shape[0], w.shape[1], 0, 0), io, generator)
     return y[:, 0]
 
 

@@ -11,10 +11,14 @@ from torch import Tensor
 
 from analogkit.compounds.base import (
     CompoundState,
+    Index,
     apply_counts_,
+    as_index,
     granularity_of,
+    put_,
     read_columns,
     register_compound,
+    take,
 )
 from analogkit.compounds.transfer import TransferCompound, duplicate_free_runs
 from analogkit.update.config import UpdateConfig
@@ -82,30 +86,34 @@ class BufferedTransferCompound(TransferCompound):
         return lr_t / self.buffer_unit(n_vectors)
 
     # -- hooks for the chopped and dynamic variants ----------------------------------------------
-    def _signs(self, state: CompoundState, idx: Tensor) -> Tensor | None:
+    # ``idx`` selects the vectors of one run of reads: a slice where they are consecutive (the
+    # sequential sweep; the hooks then work on views of the state), an index tensor otherwise.
+    def _signs(self, state: CompoundState, idx: Index) -> Tensor | None:
         """(m, k) signs that undo the choppers for the vectors ``idx`` (None: no choppers)."""
         return None
 
-    def _buffer_input(self, state: CompoundState, idx: Tensor, v: Tensor, signs: Tensor | None) -> Tensor:
+    def _buffer_input(self, state: CompoundState, idx: Index, v: Tensor, signs: Tensor | None) -> Tensor:
         """What is added to the buffer (before scaling) for reads v (m, k) of vectors idx."""
         return v if signs is None else v * signs
 
     def _write_allowed(self, state: CompoundState) -> bool:
         return True
 
-    def _after_reads(self, state: CompoundState, idx: Tensor, v: Tensor, generator: torch.Generator) -> None:
-        """Bookkeeping after the vectors ``idx`` were read (chopper flips, sweep counter)."""
+    def _after_reads(self, state: CompoundState, idx: Index, last: int, v: Tensor, generator: torch.Generator) -> None:
+        """Bookkeeping after the vectors ``idx`` (the last one ``last``) were read (chopper flips, sweep counter)."""
 
-    def _gather(self, t: Tensor, idx: Tensor) -> Tensor:
-        """(m, k) copy of the entries of the vectors ``idx`` (columns, or rows) of the array-shaped ``t``."""
-        return t.index_select(1, idx) if self.transfer_columns else t.index_select(0, idx).t()
+    def _gather(self, t: Tensor, idx: Index) -> Tensor:
+        """(m, k) entries of the vectors ``idx`` (columns, or rows) of the array-shaped ``t``: a view
+        for a slice, a copy for an index tensor."""
+        return take(t, idx, 1) if self.transfer_columns else take(t, idx, 0).t()
 
-    def _store(self, t: Tensor, idx: Tensor, values: Tensor) -> None:
-        """Write (m, k) ``values`` back as the vectors ``idx`` of the array-shaped ``t``."""
+    def _store(self, t: Tensor, idx: Index, values: Tensor) -> None:
+        """Write (m, k) ``values`` back as the vectors ``idx`` of the array-shaped ``t`` (nothing to
+        do if ``values`` is the view :meth:`_gather` returned)."""
         if self.transfer_columns:
-            t.index_copy_(1, idx, values)
+            put_(t, idx, 1, values)
         else:
-            t.index_copy_(0, idx, values.t())
+            put_(t, idx, 0, values.t())
 
     def _transfer_(self, state: CompoundState, stage: int, index: list[int], lr: float, lr_fast: float,
                    cfg: UpdateConfig, generator: torch.Generator) -> None:
@@ -113,27 +121,28 @@ class BufferedTransferCompound(TransferCompound):
         n_vec = self._n_vectors(state.w.shape)
         scale = self.buffer_scale(lr, lr_fast, n_vec)
         max_steps = float(self.transfer_update.desired_bl)
+        no_buffer = getattr(self, "no_buffer", False)
+        cap = getattr(self, "buffer_cap", 0.0) * max_steps
         dev_t = state.w.device
         for run in duplicate_free_runs(index, n_vec, split_at_wrap=True):
-            idx = torch.tensor(run, dtype=torch.int64, device=dev_t)
+            idx = as_index(run, dev_t)
             v = read_columns(dev_a, s_a, idx, self.transfer_forward, generator, self.transfer_columns).t()  # (m, k)
             signs = self._signs(state, idx)
-            h = self._gather(state.buffer, idx)
-            if getattr(self, "no_buffer", False):
+            h = self._gather(state.buffer, idx)  # a view of the buffer for consecutive vectors
+            if no_buffer:
                 h.zero_()
             h.add_(self._buffer_input(state, idx, v, signs), alpha=scale)
-            n = torch.trunc(h).clamp_(-max_steps, max_steps)
-            moved = n != 0
+            # whole pulses: trunc(H) clipped to ±BL, i.e. the clipped H truncated (BL is an integer)
+            counts = h.clamp(-max_steps, max_steps).to(torch.int32)
+            moved = counts != 0
             if self.forget_buffer:
                 h = h.masked_fill_(moved, 0.0) if self.momentum == 0 else torch.where(moved, h * self.momentum, h)
             else:
-                h = h - (1.0 - self.momentum) * n
-                cap = getattr(self, "buffer_cap", 0.0) * max_steps
+                h = h - (1.0 - self.momentum) * counts.to(h.dtype)
                 if cap > 0:
                     h = h.clamp(-cap, cap)
             self._store(state.buffer, idx, h)
             if bool(moved.any()) and self._write_allowed(state):
-                counts = n.to(torch.int32)
                 apply_counts_(dev_c, s_c, counts if self.transfer_columns else counts.t(), generator,
                               self.transfer_update.pulse_application, index=idx, columns=self.transfer_columns)
-            self._after_reads(state, idx, v, generator)
+            self._after_reads(state, idx, run[-1], v, generator)

@@ -9,7 +9,15 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from analogkit.compounds.base import CompoundState, granularity_of, register_compound, update_array_
+from analogkit.compounds.base import (
+    CompoundState,
+    Index,
+    granularity_of,
+    index_count,
+    register_compound,
+    take,
+    update_array_,
+)
 from analogkit.compounds.buffered import BufferedTransferCompound, _single_pulse_update
 from analogkit.update.config import UpdateConfig
 
@@ -157,28 +165,38 @@ class ChoppedTransferCompound(BufferedTransferCompound):
         d = d * cd.to(d.dtype)
         update_array_(self.unit_cell_devices[0], state.devices[0], x, d, lr_fast, cfg, generator)
 
-    def _signs(self, state: CompoundState, idx: Tensor) -> Tensor | None:
-        return state.out_chopper[:, None] * state.in_chopper.index_select(0, idx)[None, :]
+    def _signs(self, state: CompoundState, idx: Index) -> Tensor | None:
+        return state.out_chopper[:, None] * take(state.in_chopper, idx, 0)[None, :]
 
-    def _flip_in_choppers_(self, state: CompoundState, idx: Tensor, generator: torch.Generator) -> Tensor:
-        """Flip the choppers of the vectors just read; returns the (k,) bool mask of flipped ones."""
-        k = idx.numel()
+    def _flip_in_choppers_(self, state: CompoundState, idx: Index, generator: torch.Generator) -> Tensor | bool:
+        """Flip the choppers of the vectors just read. Returns the (k,) bool mask of flipped ones, or
+        a bool when all or none flipped (regular flips, or no chopper)."""
         if self.in_chop_prob <= 0:
-            return torch.zeros(k, dtype=torch.bool, device=idx.device)
-        if self.in_chop_random:
-            flip = torch.rand(k, generator=generator, device=generator.device).to(idx.device) < self.in_chop_prob
-        else:
+            return False
+        c = state.in_chopper
+        if not self.in_chop_random:
             p = self.chop_period
             now = (int(state.sweep_count) % p) + 1 == p
-            flip = torch.full((k,), now, dtype=torch.bool, device=idx.device)
-        if bool(flip.any()):
-            c = state.in_chopper
-            c.index_copy_(0, idx, torch.where(flip, -c.index_select(0, idx), c.index_select(0, idx)))
+            if now:
+                if isinstance(idx, slice):
+                    take(c, idx, 0).neg_()
+                else:
+                    c.index_copy_(0, idx, c.index_select(0, idx).neg_())
+            return now
+        k = index_count(idx)
+        flip = torch.rand(k, generator=generator, device=generator.device).to(c.device) < self.in_chop_prob
+        if isinstance(idx, slice):
+            view = take(c, idx, 0)
+            view.copy_(torch.where(flip, -view, view))
+        else:
+            old = c.index_select(0, idx)
+            c.index_copy_(0, idx, torch.where(flip, -old, old))
         return flip
 
-    def _end_of_sweep_(self, state: CompoundState, idx: Tensor, generator: torch.Generator) -> None:
+    def _end_of_sweep_(self, state: CompoundState, last: int, generator: torch.Generator) -> None:
+        """After the last vector of a sweep (``last`` = n − 1): flip output choppers, count the sweep."""
         n_vec = state.in_chopper.shape[-1]
-        if int(idx[-1]) != n_vec - 1:
+        if last != n_vec - 1:
             return
         if self.out_chop_prob > 0:
             o = state.out_chopper
@@ -186,6 +204,6 @@ class ChoppedTransferCompound(BufferedTransferCompound):
             o.copy_(torch.where(flip, -o, o))
         state.sweep_count.add_(1)
 
-    def _after_reads(self, state: CompoundState, idx: Tensor, v: Tensor, generator: torch.Generator) -> None:
+    def _after_reads(self, state: CompoundState, idx: Index, last: int, v: Tensor, generator: torch.Generator) -> None:
         self._flip_in_choppers_(state, idx, generator)
-        self._end_of_sweep_(state, idx, generator)
+        self._end_of_sweep_(state, last, generator)

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from analogkit.compounds.base import CompoundState, register_compound
+from analogkit.compounds.base import CompoundState, Index, register_compound, take
 from analogkit.compounds.buffered import _single_pulse_update
 from analogkit.compounds.chopped import ChoppedTransferCompound
 from analogkit.update.config import UpdateConfig
@@ -78,24 +78,34 @@ class DynamicTransferCompound(ChoppedTransferCompound):
         """Per-read rate of the running mean: min(tail_weightening/P, 1)."""
         return min(self.tail_weightening / self.chop_period, 1.0)
 
-    def _buffer_input(self, state: CompoundState, idx: Tensor, v: Tensor, signs: Tensor | None) -> Tensor:
-        switched = state.switched.index_select(0, idx) > 0
+    def _buffer_input(self, state: CompoundState, idx: Index, v: Tensor, signs: Tensor | None) -> Tensor:
+        switched = take(state.switched, idx, 0)
         ref = self._gather(state.past_mean, idx)
-        if bool(switched.any()):
-            ref = torch.where(switched[None, :], self._gather(state.running_mean, idx), ref)
+        if bool((switched > 0).any()):
+            ref = torch.where(switched[None, :] > 0, self._gather(state.running_mean, idx), ref)
             self._store(state.past_mean, idx, ref)
-            state.switched.index_fill_(0, idx, 0.0)
+            if isinstance(idx, slice):
+                switched.zero_()
+            else:
+                state.switched.index_fill_(0, idx, 0.0)
         diff = v - ref
         return diff if signs is None else diff * signs
 
     def _write_allowed(self, state: CompoundState) -> bool:
         return int(state.sweep_count) > self.chop_period
 
-    def _after_reads(self, state: CompoundState, idx: Tensor, v: Tensor, generator: torch.Generator) -> None:
+    def _after_reads(self, state: CompoundState, idx: Index, last: int, v: Tensor, generator: torch.Generator) -> None:
         s = self.mean_rate
-        mean = self._gather(state.running_mean, idx).mul_(1.0 - s).add_(v, alpha=s)
+        mean = self._gather(state.running_mean, idx).mul_(1.0 - s).add_(v, alpha=s)  # in place for a slice
         self._store(state.running_mean, idx, mean)
         flip = self._flip_in_choppers_(state, idx, generator)
-        if bool(flip.any()):
+        if isinstance(idx, slice):
+            if isinstance(flip, Tensor):
+                take(state.switched, idx, 0).masked_fill_(flip, 1.0)
+            elif flip:
+                take(state.switched, idx, 0).fill_(1.0)
+        elif isinstance(flip, Tensor):
             state.switched.index_fill_(0, idx[flip], 1.0)
-        self._end_of_sweep_(state, idx, generator)
+        elif flip:
+            state.switched.index_fill_(0, idx, 1.0)
+        self._end_of_sweep_(state, last, generator)
