@@ -443,7 +443,7 @@ if HAVE_NUMBA:
         sg_arr[0] = sigma
         sg_f = sg_arr[0]  # σ in the state's precision
         buf_pk = np.zeros((n_in, kp), np.float64)
-        per_pulse = mode == _STOCHASTIC and not agg and not vaff  # the sorted pulse-by-pulse path
+        per_pulse = not agg and not vaff  # the sorted pulse-by-pulse path (dense and sparse samples)
         n_all = n_in * 64 * nw if per_pulse else 1
         zall = np.zeros(n_all, np.float32)
         for i in range(i0, i1):
@@ -593,24 +593,28 @@ if HAVE_NUMBA:
                             wv = min(max(wv + mstep + add_std * z, lo), hi)
                         w[i, j] = wv
                     continue
-                # -- pulse by pulse, whole row: columns sorted by count (descending), so that pulse
-                #    k acts on a prefix; each pass draws its Gaussians in one go and vectorises.
-                #    The direction-dependent parameters are selected first in one branch-free pass
-                #    over the row; the counting sort runs _SORT_WAYS interleaved sub-histograms, so
-                #    that equal counts in a row do not chain through one memory cell. ---------------
-                if dense:
+                # -- pulse by pulse, one row and sample: the candidate columns (all of them for a
+                #    dense sample, column lst[t] at position t otherwise) sorted by count cnt[t]
+                #    (descending) so that pulse k acts on a prefix: one vectorised pass per pulse
+                #    index, in the state's precision, with all Gaussians drawn in one go. The
+                #    direction-dependent parameters are selected first in one branch-free pass; the
+                #    counting sort runs _SORT_WAYS interleaved sub-histograms, so that equal counts
+                #    do not chain through one memory cell. -----------------------------------------
+                if dense or (per_pulse and b <= 64 * nw):  # (counts beyond the histogram: element by element)
+                    direct = dense
+                    n_cols = n_in if dense else n_list
                     maxc = 0
-                    for j in range(n_in):
-                        maxc = max(maxc, cnt[j])
+                    for t in range(n_cols):
+                        maxc = max(maxc, cnt[t])
                     for q in range(_SORT_WAYS):
                         for c in range(maxc + 2):
                             hist[q, c] = 0
-                    blk = n_in // _SORT_WAYS
-                    for j in range(blk):
+                    blk = n_cols // _SORT_WAYS
+                    for t in range(blk):
                         for q in range(_SORT_WAYS):
-                            hist[q, cnt[q * blk + j]] += 1
-                    for j in range(_SORT_WAYS * blk, n_in):
-                        hist[0, cnt[j]] += 1
+                            hist[q, cnt[q * blk + t]] += 1
+                    for t in range(_SORT_WAYS * blk, n_cols):
+                        hist[0, cnt[t]] += 1
                     run = 0
                     for c in range(maxc, 0, -1):
                         for q in range(_SORT_WAYS):
@@ -618,54 +622,49 @@ if HAVE_NUMBA:
                             run += hist[q, c]
                         n_ge[c] = run
                     n_live = run
-                    for q in range(_SORT_WAYS):
-                        start[q, 0] = n_live  # count-0 columns land in a scratch slot past the live ones
-                    for j in range(blk):
+                    for t in range(blk):
                         for q in range(_SORT_WAYS):
-                            jj = q * blk + j
-                            c = cnt[jj]
+                            tt = q * blk + t
+                            c = cnt[tt]
                             pos = start[q, c]
                             start[q, c] = pos + (1 if c > 0 else 0)
-                            perm[pos if c > 0 else n_in - 1] = jj if c > 0 else perm[n_in - 1]
-                    for jj in range(_SORT_WAYS * blk, n_in):
-                        c = cnt[jj]
+                            perm[pos if c > 0 else n_in - 1] = tt if c > 0 else perm[n_in - 1]  # count 0: a scratch slot
+                    for tt in range(_SORT_WAYS * blk, n_cols):
+                        c = cnt[tt]
                         if c > 0:
                             pos = start[0, c]
                             start[0, c] = pos + 1
-                            perm[pos] = jj
-                    for j in range(n_in):
+                            perm[pos] = tt
+                    for t in range(n_cols):
+                        j = t if direct else lst[t]
                         up = rs != colsgn[n, j]
-                        sel_a[j] = a_up[i, j] if up else -a_dn[i, j]
+                        sel_a[t] = a_up[i, j] if up else -a_dn[i, j]
                         if has_slope:
-                            sel_b[j] = b_up[i, j] if up else -b_dn[i, j]
+                            sel_b[t] = b_up[i, j] if up else -b_dn[i, j]
                         if not mult:
-                            sel_n[j] = sigma * abs(a_up[i, j] if up else a_dn[i, j]) if n_is_a else sigma * abs(n_up[i, j] if up else n_dn[i, j])
+                            sel_n[t] = sigma * abs(a_up[i, j] if up else a_dn[i, j]) if n_is_a else sigma * abs(n_up[i, j] if up else n_dn[i, j])
                     for t in range(n_live):
-                        j = perm[t]
+                        tt = perm[t]
+                        j = tt if direct else lst[tt]
                         buf_w[t] = w[i, j]
-                        buf_a[t] = sel_a[j]
+                        buf_a[t] = sel_a[tt]
                         buf_lo[t] = w_min[i, j]
                         buf_hi[t] = w_max[i, j]
-                    if has_slope:
-                        for t in range(n_live):
-                            buf_b[t] = sel_b[perm[t]]
-                    else:
-                        for t in range(n_live):
-                            buf_b[t] = 0.0
+                        buf_b[t] = sel_b[tt] if has_slope else 0.0
                     if has_ref:
                         for t in range(n_live):
-                            buf_r[t] = ref[i, perm[t]]
+                            tt = perm[t]
+                            buf_r[t] = ref[i, tt if direct else lst[tt]]
                     if not mult:
                         for t in range(n_live):
                             buf_n[t] = sel_n[perm[t]]
-                    for t in range(n_live):
-                        touched[perm[t]] = True
+                    if direct:
+                        for t in range(n_live):
+                            touched[perm[t]] = True
                     n_pulses = 0
                     for c in range(1, maxc + 1):
                         n_pulses += n_ge[c]
-                    pulses += n_pulses
-                    cmax = max(cmax, maxc)
-                    if sigma > 0.0:  # every Gaussian of this row and sample in one go
+                    if sigma > 0.0:
                         row_normals(zall[:n_pulses], base + np.uint64(ctr) * _GOLDEN)
                         ctr += n_pulses
                     off = 0
@@ -684,7 +683,10 @@ if HAVE_NUMBA:
                                 buf_w[t] = min(max(wv + mstep + std * zall[off + t], buf_lo[t]), buf_hi[t])
                         off += n_k
                     for t in range(n_live):
-                        w[i, perm[t]] = buf_w[t]
+                        tt = perm[t]
+                        w[i, tt if direct else lst[tt]] = buf_w[t]
+                    pulses += n_pulses
+                    cmax = max(cmax, maxc)
                     continue
                 # -- element by element: gather first (independent loads overlap their misses) ----
                 for t in range(n_list):
