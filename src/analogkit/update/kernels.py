@@ -35,8 +35,9 @@ What is exact (``pulse_application="exact"``):
 
 * pulse by pulse wherever the device's own ``pulse_n(method="auto")`` would loop (soft bounds and
   linear steps with multiplicative c2c noise, whose n-pulse law has no closed form; constant steps
-  with σ > 0.32); for dense samples the row's columns are sorted by count so that pulse k is one
-  vectorised pass over a prefix, in the state's precision, with its Gaussians drawn in one go;
+  with σ > 0.32); the row's coinciding columns of a sample (all columns of a dense sample) are
+  sorted by count so that pulse k is one vectorised pass over a prefix, in the state's precision,
+  with its Gaussians drawn in one go;
 * the closed form wherever ``pulse_n`` declares it exact: no c2c noise and c >= 0, or a constant
   step (c = 1), whose n-pulse sum is Gaussian (up to noisy steps that reverse direction, Φ(−1/σ) <
   10⁻³, the device's own accepted approximation);
@@ -398,8 +399,9 @@ if HAVE_NUMBA:
           vectorised pass each) or just the up/down counts (other samples, no memory traffic); at
           the end of the row a column whose mean path stays MARGIN·σ_total inside its bounds gets
           w ← w + Σμ + σ_total·ξ (one Gaussian), any other column replays its samples one by one;
-        * affine steps in closed form, dense samples: one vectorised pass per sample;
-        * pulse by pulse, dense samples: columns sorted by count, pulse k acts on a prefix;
+        * affine steps in closed form, dense samples: one vectorised pass per sample (additive
+          noise: elements near a bound pulse by pulse);
+        * pulse by pulse: the sample's coinciding columns sorted by count, pulse k acts on a prefix;
         * otherwise element by element (parameters gathered first, so cache misses overlap).
         """
         n_in = w.shape[1]
