@@ -381,6 +381,39 @@ if HAVE_NUMBA:
         var = sigma * sigma * (d0 * d0 * s2_mult if mult else nv * nv * s2_add)
         return geom, (var if sigma > 0.0 else 0.0)
 
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
+                    zbuf, unsafe, n_is_a, has_ref, mult, sigma, add_exact, small_x):
+        """One dense sample of row i in closed form (a branch-free loop over the columns, so that it
+        vectorises). With ``add_exact`` (additive noise, the exact mode), elements whose mean path
+        comes within the Lévy margin of a bound (module docstring) keep their weight and are marked
+        ``unsafe`` for the caller to pulse one by one."""
+        for j in range(w.shape[1]):
+            c = cnt[j]
+            up = rs != colsgn[n, j]
+            sg = 1.0 if up else -1.0
+            av = a_up[i, j] if up else a_dn[i, j]
+            bv = b_up[i, j] if up else b_dn[i, j]
+            nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
+            rr = ref[i, j] if has_ref else 0.0
+            w0 = w[i, j]
+            slope = sg * bv
+            d0 = sg * (av + bv * (w0 + rr))
+            geom, var = _closed(c, slope, sigma, mult, nv, d0, small_x)
+            mean = w0 + d0 * geom
+            lo = w_min[i, j]
+            hi = w_max[i, j]
+            new = min(max(mean + math.sqrt(max(var, 0.0)) * zbuf[j], lo), hi)
+            ok = True
+            if add_exact:
+                q = 1.0 + slope
+                qn1 = (1.0 + slope * geom) / q if q > 0.0 else 1.0  # q^(c−1)
+                rho = max(qn1, 1.0 / qn1)
+                marg = MARGIN * sigma * abs(nv) * math.sqrt(float(c)) * rho
+                ok = q > 0.0 and min(w0, mean) - marg >= lo and max(w0, mean) + marg <= hi
+            w[i, j] = new if (c > 0 and ok) else w0
+            unsafe[j] = c > 0 and not ok
+
     @njit(cache=True, error_model="numpy", nogil=True)
     def _row_block(
         i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
@@ -417,6 +450,7 @@ if HAVE_NUMBA:
         cnt = np.zeros(n_in, np.int64)
         lst = np.zeros(n_in, np.int64)
         zbuf = np.zeros(n_in, np.float32)
+        rej = np.zeros(n_in, np.bool_)  # closed form: elements to pulse one by one
         n_acc = n_in if agg else 1
         acc_m = np.zeros(n_acc, np.float64)
         acc_v = np.zeros(n_acc, np.float64)
@@ -539,43 +573,23 @@ if HAVE_NUMBA:
                     if sigma > 0.0:
                         row_normals(zbuf, base + np.uint64(ctr) * _GOLDEN)
                         ctr += n_in
+                    if row_small_x == 1:  # two copies of the loop: the flag must be a constant in each
+                        _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
+                                    zbuf, rej, n_is_a, has_ref, mult, sigma, add_exact, True)
+                    else:
+                        _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
+                                    zbuf, rej, n_is_a, has_ref, mult, sigma, add_exact, False)
                     n_unsafe = 0
                     for j in range(n_in):
                         c = cnt[j]
-                        up = rs != colsgn[n, j]
-                        sg = 1.0 if up else -1.0
-                        av = a_up[i, j] if up else a_dn[i, j]
-                        bv = b_up[i, j] if up else b_dn[i, j]
-                        nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
-                        rr = ref[i, j] if has_ref else 0.0
-                        w0 = w[i, j]
-                        slope = sg * bv
-                        d0 = sg * (av + bv * (w0 + rr))
-                        if row_small_x == 1:  # a constant in each of the two versions LLVM makes
-                            geom, var = _closed(c, slope, sigma, mult, nv, d0, True)
-                        else:
-                            geom, var = _closed(c, slope, sigma, mult, nv, d0, False)
-                        mean = w0 + d0 * geom
-                        new = mean + math.sqrt(max(var, 0.0)) * zbuf[j]
-                        lo = w_min[i, j]
-                        hi = w_max[i, j]
-                        ok = True
-                        if add_exact:
-                            # the per-pulse clipping can act only if a partial noise sum strays; see
-                            # the module docstring: bound MARGIN·σ|n|·√c·ρ^(c−1), ρ = max(q, 1/q)
-                            q = 1.0 + slope
-                            qn1 = (1.0 + slope * geom) / q if q > 0.0 else 1.0  # q^(c−1)
-                            rho = max(qn1, 1.0 / qn1) if q > 0.0 else 0.0
-                            marg = MARGIN * sigma * abs(nv) * math.sqrt(float(c)) * rho
-                            ok = q > 0.0 and min(w0, mean) - marg >= lo and max(w0, mean) + marg <= hi
-                        new = min(max(new, lo), hi)
-                        w[i, j] = new if (c > 0 and ok) else w0
-                        if c > 0 and not ok:
-                            lst[n_unsafe] = j
-                            n_unsafe += 1
                         pulses += c
                         cmax = max(cmax, c)
                         touched[j] = touched[j] | (c > 0)
+                    if add_exact:
+                        for j in range(n_in):
+                            if rej[j]:
+                                lst[n_unsafe] = j
+                                n_unsafe += 1
                     for t in range(n_unsafe):  # near a bound (or a reversing step): pulse by pulse
                         j = lst[t]
                         c = cnt[j]
