@@ -15,6 +15,11 @@ measured in the same run; the ratio is update time / that step. The PyTorch refe
 is timed up to ``--torch-max-size`` only (it takes seconds per call).
 
     python benchmarks/update_kernel.py [--threads 2] [--repeats 7] [--sizes 512 1024]
+                                       [--devices constant_step soft_bounds exp_step pcm reram_es]
+
+``--devices`` takes device kinds (``analogkit.devices.DEVICES``) and device presets
+(``analogkit.devices.DEVICE_PRESETS``); ``closed_form`` is timed for affine-step devices only (the
+others have no closed form).
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ import time
 
 import torch
 
-from analogkit.devices import ConstantStepDevice, SoftBoundsDevice
+from analogkit.devices import (
+    DEVICE_PRESETS,
+    DEVICES,
+    AffineStepDevice,
+    ConstantStepDevice,
+)
 from analogkit.update import UpdateConfig, pulsed_update_
 
 
@@ -84,9 +94,11 @@ def main() -> None:
     parser.add_argument("--regimes", nargs="+", default=["dense", "sparse"])
     parser.add_argument("--backends", nargs="+", default=["numba", "torch"])
     parser.add_argument("--torch-max-size", type=int, default=512, help="skip the slow torch back-end above this size")
+    parser.add_argument("--devices", nargs="+", default=["constant_step", "soft_bounds"],
+                        help="device kinds or device presets")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    devices = {"constant_step": ConstantStepDevice(), "soft_bounds": SoftBoundsDevice()}
+    devices = {name: (DEVICES.get(name)() if name in DEVICES else DEVICE_PRESETS.get(name)()) for name in args.devices}
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, min of {args.repeats}")
     print(f"{'size':>5} {'regime':>7} {'device':>14} {'backend':>7} {'application':>12} "
           f"{'update ms':>10} {'step ms':>8} {'ratio':>7} {'pulses':>10} {'mean BL':>8} kernel")
@@ -98,7 +110,8 @@ def main() -> None:
                 for backend in args.backends:
                     if backend == "torch" and size > args.torch_max_size:
                         continue
-                    apps = ["exact", "closed_form"] if dname != "constant_step" else ["exact"]
+                    closed = isinstance(device, AffineStepDevice) and not isinstance(device, ConstantStepDevice)
+                    apps = ["exact", "closed_form"] if closed else ["exact"]
                     for app in apps:
                         cfg = UpdateConfig(backend=backend, pulse_application=app)
                         reps = args.repeats if backend == "numba" else max(1, min(args.repeats, 2))

@@ -150,18 +150,29 @@ def test_write_noise_is_redrawn_where_pulsed_only(backend):
     assert state.extra["write_noise"][renewed].abs().max() < 6 * scale
 
 
+class _OwnStep(D.ExpStepDevice):
+    """A device with its own step rule: no kernel covers it."""
+
+    kind = ""
+
+    def _mean_std_dir(self, state, w, up):
+        m, s = super()._mean_std_dir(state, w, up)
+        return 0.5 * m, s
+
+
 def test_backend_choice_and_fallback():
     gen = torch.Generator().manual_seed(0)
-    exp = D.ExpStepDevice()
-    st = exp.build_state((3, 4), gen)
-    assert select_backend(exp, st, UpdateConfig()) == "torch"
-    with pytest.raises(ValueError, match=r"UpdateConfig\.backend: 'numba' is not allowed for ExpStepDevice"):
-        select_backend(exp, st, UpdateConfig(backend="numba"))
-    stats = pulsed_update_(exp, st, torch.randn(2, 4), torch.randn(2, 3), 0.1, UpdateConfig(), gen)
+    own = _OwnStep()
+    st = own.build_state((3, 4), gen)
+    assert select_backend(own, st, UpdateConfig()) == "torch"
+    with pytest.raises(ValueError, match=r"UpdateConfig\.backend: 'numba' is not allowed for _OwnStep"):
+        select_backend(own, st, UpdateConfig(backend="numba"))
+    stats = pulsed_update_(own, st, torch.randn(2, 4), torch.randn(2, 3), 0.1, UpdateConfig(), gen)
     assert stats.backend == "torch" and stats.pulses > 0
     if kernels.HAVE_NUMBA:
         for dev in (D.ConstantStepDevice(), D.SoftBoundsDevice(), D.SoftBoundsPmaxDevice(), D.LinearStepDevice(),
-                    D.SoftBoundsReferenceDevice(), D.IdealDevice()):
+                    D.SoftBoundsReferenceDevice(), D.IdealDevice(), D.ExpStepDevice(), D.PowStepDevice(),
+                    D.PowStepReferenceDevice(), D.PiecewiseStepDevice()):
             assert select_backend(dev, dev.build_state((2, 2), gen), UpdateConfig()) == "numba", dev.kind
     assert select_backend(D.ConstantStepDevice(), D.ConstantStepDevice().build_state((2, 2), gen),
                           UpdateConfig(backend="torch")) == "torch"

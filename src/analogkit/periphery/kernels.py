@@ -213,7 +213,9 @@ if HAVE_NUMBA:
     def row_normals(z, base):
         """Fill ``z`` with N(0, 1) draws (Box–Muller, see the module docstring) from the row stream
         ``base``: pair k uses draw k + 1 of ``base`` for the radius and of ``base ^ key`` for the
-        angle, so a caller that advances ``base`` by len(z) draws never reuses one. Branch-free."""
+        angle, so a caller that advances ``base`` by len(z) draws never reuses one. Branch-free;
+        it vectorises only inside callers compiled with ``error_model="numpy"`` (measured 0.5 vs
+        4.4 ns per draw), as all of this package's are."""
         n = z.shape[0]
         half = (n + 1) >> 1
         angles = base ^ _ANGLE_STREAM
@@ -227,7 +229,7 @@ if HAVE_NUMBA:
             c, s = _circle(_mix64(angles + np.uint64(half) * _GOLDEN))
             z[n - 1] = rho * c
 
-    @njit(inline="always", cache=True)
+    @njit(inline="always", cache=True, error_model="numpy")
     def _output_row(y, r, scale, sigma, step, bound, sto_round, seed):
         """Output stage of one row; returns whether the ADC saturated."""
         cols = y.shape[1]
@@ -252,12 +254,12 @@ if HAVE_NUMBA:
 
     # Serial version for small calls: a second thread pool next to PyTorch's spinning OpenMP
     # threads costs more than it gains below about half a million outputs (measured).
-    @njit(cache=True)
+    @njit(cache=True, error_model="numpy")
     def _output_stage(y, row_scale, sigma, step, bound, sto_round, seed, saturated):
         for r in range(y.shape[0]):
             saturated[r] = _output_row(y, r, row_scale[r], sigma, step, bound, sto_round, seed)
 
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, error_model="numpy")
     def _output_stage_parallel(y, row_scale, sigma, step, bound, sto_round, seed, saturated):
         for r in prange(y.shape[0]):
             saturated[r] = _output_row(y, r, row_scale[r], sigma, step, bound, sto_round, seed)
@@ -274,7 +276,7 @@ if HAVE_NUMBA:
             z, slow = _normal_slow(slow, u, layer)
         return z, slow
 
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, error_model="numpy")
     def _fill_normal(out, seed, scalar):
         rows, cols = out.shape
         for r in prange(rows):

@@ -3,8 +3,9 @@
 ``pulsed_update_(device, state, x, d, lr, cfg, generator)`` writes ΔW = −lr·d xᵀ into an array of
 devices as pulses (stochastic parallel update, Gokmen & Vlasov 2016), sample by sample, with the
 device's own step physics; :class:`UpdateConfig` holds the settings. Two back-ends with the same
-semantics: a plain-PyTorch reference (any device, CPU/CUDA) and a fused numba kernel (CPU,
-affine-step and ideal devices), chosen by ``UpdateConfig.backend``.
+semantics: a plain-PyTorch reference (any device, CPU/CUDA) and fused numba kernels (CPU:
+affine-step and ideal devices in :mod:`analogkit.update.kernels`, exp-, pow- and piecewise-step
+devices in :mod:`analogkit.update.kernels_step`), chosen by ``UpdateConfig.backend``.
 
 The engine (and with it numba) is imported on first use, so that configs can import
 :class:`UpdateConfig` cheaply and without import cycles.

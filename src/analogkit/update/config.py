@@ -49,9 +49,9 @@ class UpdateConfig(ConfigBase):
       where the device declares it exact); ``"closed_form"`` always uses the device's
       moment-matched n-pulse closed form per sample (an approximation for state-dependent steps
       with cycle-to-cycle noise; faster).
-    * ``backend`` (``"auto"``): ``"numba"`` (fused CPU kernel; affine-step devices and the ideal
-      device), ``"torch"`` (reference, any device, CPU or CUDA) or ``"auto"`` (numba where it
-      applies, torch otherwise).
+    * ``backend`` (``"auto"``): ``"numba"`` (fused CPU kernels; affine-step devices and the ideal
+      device, exp-step, pow-step and piecewise-step devices), ``"torch"`` (reference, any device,
+      CPU or CUDA) or ``"auto"`` (numba where it applies, torch otherwise).
     """
 
     kind: ClassVar[str] = "update"

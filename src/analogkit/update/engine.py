@@ -2,9 +2,11 @@
 
 The semantics (bit length, update management, coincidence counting, per-sample order) are in
 :mod:`analogkit.update.trains`; the back-ends are :mod:`analogkit.update.reference` (plain
-PyTorch, every device, CPU/CUDA) and :mod:`analogkit.update.kernels` (fused numba kernel, CPU,
-affine-step and ideal devices). ``backend="auto"`` takes the kernel where it applies (unless the
-environment sets ``ANALOGKIT_KERNELS=torch``) and the reference otherwise.
+PyTorch, every device, CPU/CUDA) and two families of fused numba kernels (CPU), together the
+``"numba"`` back-end: :mod:`analogkit.update.kernels` (affine-step and ideal devices) and
+:mod:`analogkit.update.kernels_step` (exp-, pow- and piecewise-step devices, pulse by pulse).
+``backend="auto"`` takes a kernel where one applies (unless the environment sets
+``ANALOGKIT_KERNELS=torch``) and the reference otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import Tensor
 
 from analogkit.devices.base import Device, DeviceState
 from analogkit.update import kernels as _kernels
+from analogkit.update import kernels_step as _kernels_step
 from analogkit.update.config import UpdateConfig
 from analogkit.update.reference import reference_update_
 
@@ -96,13 +99,13 @@ def select_backend(device: Device, state: DeviceState, cfg: UpdateConfig) -> str
         return "fp"
     if cfg.backend == "torch":
         return "torch"
-    supported = _kernels.kernel_supported(device, state)
+    supported = _kernels.kernel_supported(device, state) or _kernels_step.step_kernel_supported(device, state)
     if cfg.backend == "numba":
         if not supported:
             raise ValueError(
                 f"UpdateConfig.backend: 'numba' is not allowed for {type(device).__name__} on "
-                f"{state.w.device.type}/{state.w.dtype}; use 'auto' or 'torch' (the kernel covers affine-step "
-                "and ideal devices, CPU float32/float64)"
+                f"{state.w.device.type}/{state.w.dtype}; use 'auto' or 'torch' (the kernels cover affine-step, "
+                "ideal, exp-, pow- and piecewise-step devices, CPU float32/float64)"
             )
         return "numba"
     if supported and os.environ.get("ANALOGKIT_KERNELS", "numba") != "torch":
@@ -146,7 +149,8 @@ def pulsed_update_(
     if m == 0 or x.shape[1] == 0 or d.shape[1] == 0:
         return UpdateStats(backend, torch.zeros(m, dtype=torch.int64), 0, 0)
     if backend == "numba":
-        bl, pulses, max_count, kernel = _kernels.kernel_update_(device, state, x, d, lr, cfg, generator, dw_min)
+        fused = _kernels.kernel_update_ if _kernels.kernel_supported(device, state) else _kernels_step.step_kernel_update_
+        bl, pulses, max_count, kernel = fused(device, state, x, d, lr, cfg, generator, dw_min)
         return UpdateStats("numba", torch.from_numpy(bl), pulses, max_count, kernel)
     bl, pulses, max_count = reference_update_(device, state, x, d, lr, cfg, generator, dw_min)
     return UpdateStats("torch", bl.cpu(), pulses, max_count, "reference")

@@ -686,17 +686,18 @@ if HAVE_NUMBA:
                     off = 0
                     for k in range(maxc):
                         n_k = n_ge[k + 1]
+                        zk = zall[off:]  # a view per pass: zall[off + t] would compile to a masked gather
                         if mult and not has_ref:  # the common case, with two loads fewer per pulse
                             for t in range(n_k):
                                 wv = buf_w[t]
                                 mstep = buf_a[t] + buf_b[t] * wv
-                                buf_w[t] = min(max(wv + mstep + sg_f * abs(mstep) * zall[off + t], buf_lo[t]), buf_hi[t])
+                                buf_w[t] = min(max(wv + mstep + sg_f * abs(mstep) * zk[t], buf_lo[t]), buf_hi[t])
                         else:
                             for t in range(n_k):
                                 wv = buf_w[t]
                                 mstep = buf_a[t] + buf_b[t] * (wv + buf_r[t])
                                 std = sg_f * abs(mstep) if mult else buf_n[t]
-                                buf_w[t] = min(max(wv + mstep + std * zall[off + t], buf_lo[t]), buf_hi[t])
+                                buf_w[t] = min(max(wv + mstep + std * zk[t], buf_lo[t]), buf_hi[t])
                         off += n_k
                     for t in range(n_live):
                         tt = perm[t]
