@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ from analogkit.compounds.base import (
 from analogkit.config.base import ConfigBase
 from analogkit.config.io import IOConfig
 from analogkit.devices.base import Device
+from analogkit.update import kernels as _kernels
 from analogkit.update.config import UpdateConfig
 from analogkit.update.reference import CHUNK_ELEMENTS
 from analogkit.update.trains import coincidence_counts, plan_trains
@@ -106,8 +108,15 @@ class OneSidedUnitCell(Compound):
 
     def _split_counts(self, x: Tensor, d: Tensor, lr: float, cfg: UpdateConfig,
                       generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Per element, the batch's up (W rises) and down coincidence counts, summed over samples."""
+        """Per element, the batch's up (W rises) and down coincidence counts, summed over samples.
+
+        On the CPU with numba the counts come from the fused kernel's trains (bit-packed, counted by
+        popcount; :func:`analogkit.update.kernels.kernel_split_counts`), otherwise from the
+        reference trains in chunks of samples. Same law, other draws."""
         dw = granularity_of(self.sub_devices()[0])
+        if (_kernels.HAVE_NUMBA and x.device.type == "cpu" and cfg.backend != "torch"
+                and os.environ.get("ANALOGKIT_KERNELS", "numba") != "torch"):
+            return _kernels.kernel_split_counts(x, d, lr, cfg, generator, dw)
         plan = plan_trains(x, d, lr, cfg, dw)
         m, n_out, n_in = x.shape[0], d.shape[1], x.shape[1]
         up = torch.zeros((n_out, n_in), dtype=torch.int32, device=x.device)

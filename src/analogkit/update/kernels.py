@@ -110,6 +110,7 @@ __all__ = [
     "PARALLEL_MIN_WORK",
     "KernelParams",
     "kernel_params",
+    "kernel_split_counts",
     "kernel_supported",
     "kernel_update_",
     "register_kernel_device",
@@ -622,35 +623,41 @@ if HAVE_NUMBA:
                     maxc = 0
                     for t in range(n_cols):
                         maxc = max(maxc, cnt[t])
-                    for q in range(_SORT_WAYS):
-                        for c in range(maxc + 2):
-                            hist[q, c] = 0
-                    blk = n_cols // _SORT_WAYS
-                    for t in range(blk):
+                    if maxc == 1 and not direct:  # one pulse each (short trains): already in order
+                        for t in range(n_cols):
+                            perm[t] = t
+                        n_ge[1] = n_cols
+                        n_live = n_cols
+                    else:
                         for q in range(_SORT_WAYS):
-                            hist[q, cnt[q * blk + t]] += 1
-                    for t in range(_SORT_WAYS * blk, n_cols):
-                        hist[0, cnt[t]] += 1
-                    run = 0
-                    for c in range(maxc, 0, -1):
-                        for q in range(_SORT_WAYS):
-                            start[q, c] = run
-                            run += hist[q, c]
-                        n_ge[c] = run
-                    n_live = run
-                    for t in range(blk):
-                        for q in range(_SORT_WAYS):
-                            tt = q * blk + t
+                            for c in range(maxc + 2):
+                                hist[q, c] = 0
+                        blk = n_cols // _SORT_WAYS
+                        for t in range(blk):
+                            for q in range(_SORT_WAYS):
+                                hist[q, cnt[q * blk + t]] += 1
+                        for t in range(_SORT_WAYS * blk, n_cols):
+                            hist[0, cnt[t]] += 1
+                        run = 0
+                        for c in range(maxc, 0, -1):
+                            for q in range(_SORT_WAYS):
+                                start[q, c] = run
+                                run += hist[q, c]
+                            n_ge[c] = run
+                        n_live = run
+                        for t in range(blk):
+                            for q in range(_SORT_WAYS):
+                                tt = q * blk + t
+                                c = cnt[tt]
+                                pos = start[q, c]
+                                start[q, c] = pos + (1 if c > 0 else 0)
+                                perm[pos if c > 0 else n_in - 1] = tt if c > 0 else perm[n_in - 1]  # count 0: a scratch slot
+                        for tt in range(_SORT_WAYS * blk, n_cols):
                             c = cnt[tt]
-                            pos = start[q, c]
-                            start[q, c] = pos + (1 if c > 0 else 0)
-                            perm[pos if c > 0 else n_in - 1] = tt if c > 0 else perm[n_in - 1]  # count 0: a scratch slot
-                    for tt in range(_SORT_WAYS * blk, n_cols):
-                        c = cnt[tt]
-                        if c > 0:
-                            pos = start[0, c]
-                            start[0, c] = pos + 1
-                            perm[pos] = tt
+                            if c > 0:
+                                pos = start[0, c]
+                                start[0, c] = pos + 1
+                                perm[pos] = tt
                     for t in range(n_cols):
                         j = t if direct else lst[t]
                         up = rs != colsgn[n, j]
@@ -847,6 +854,29 @@ if HAVE_NUMBA:
                         wn[i, j] = wn_scale * z
             row_pulses[i] = pulses
             row_max[i] = cmax
+
+
+    @njit(cache=True, error_model="numpy", nogil=True)
+    def _count_block(i0, i1, mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval,
+                     row_ptr, row_smp, seed, up, down):
+        """Rows i0..i1 − 1: per element the coincidences of the call's samples, summed separately for
+        the samples that raise w (up) and those that lower it (down). No device, no order needed."""
+        m_samples = bl.shape[0]
+        n_in = up.shape[1]
+        seed_mean = _mix64(seed ^ _SEED_MEAN)
+        for i in range(i0, i1):
+            for idx in range(row_ptr[i], row_ptr[i + 1]):
+                n = row_smp[idx]
+                b = bl[n]
+                rv = rowval[n, i]
+                rs = rowsgn[n, i]
+                for k in range(nact[n]):
+                    j = colidx[n, k]
+                    c = _count(mode, i, n, j, b, rv, rowbits, colbits, colval, seed_mean, m_samples, n_in)
+                    if rs != colsgn[n, j]:
+                        up[i, j] += c
+                    else:
+                        down[i, j] += c
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1193,3 +1223,46 @@ def kernel_update_(
     if wn_work is not None and wn_work is not wn_t:
         wn_t.copy_(wn_work)
     return bl.copy(), int(row_pulses.sum()), int(row_max.max()), "parallel" if parallel else "serial"
+
+
+def kernel_split_counts(
+    x: torch.Tensor, d: torch.Tensor, lr: float, cfg: UpdateConfig, generator: torch.Generator, dw_min: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per element, the call's coincidence counts summed over samples, split by direction:
+    (up, down) int32 (out, in), up where the sample raises w (−sign(d_i·x_j) > 0).
+
+    The same trains and counting rules as :func:`kernel_update_` (exact ``stochastic_compressed``
+    coincidences, or the implicit / mean-count rules), for compounds that route a batch's pulses
+    by direction (the one-sided pair). CPU only; one seed from ``generator``.
+    """
+    xn, dn = _inputs(x), _inputs(d)
+    m, n_in = xn.shape
+    n_out = dn.shape[1]
+    up = np.zeros((n_out, n_in), np.int32)
+    down = np.zeros((n_out, n_in), np.int32)
+    mode = _COUNT_MODES[cfg.pulse_type]
+    fixed_long = 0
+    if not cfg.update_bl_management and not cfg.fixed_bl and lr > dw_min * cfg.desired_bl:
+        fixed_long = int(math.ceil(lr / dw_min * (1.0 - CEIL_SLACK)))
+    max_bl = max(cfg.desired_bl, fixed_long)
+    nw = (max_bl + 63) // 64 if mode == _STOCHASTIC else 1
+    seed = np.uint64(_seed(generator))
+    if m and n_in and n_out and lr > 0:
+        ws = _workspace(m, n_in, n_out, nw)
+        bl, nact, nrow = ws["bl"], ws["nact"], ws["nrow"]
+        total_bl = _plan(xn, dn, float(lr), float(dw_min), int(cfg.desired_bl), bool(cfg.update_bl_management),
+                         bool(cfg.update_management), float(cfg.um_grad_scale), fixed_long, bl, ws["a_sc"], ws["b_sc"])
+        if total_bl > 0:
+            draws = (n_in + n_out) * (total_bl if mode == _STOCHASTIC else m)
+            _split(_trains_range, m, (2 * _threads()) if draws >= PARALLEL_MIN_BITS else 1,
+                   (xn, dn, mode, float(cfg.x_res_implicit), float(cfg.d_res_implicit), seed,
+                    np.uint64((max_bl + 1) // 2), bl, ws["a_sc"], ws["b_sc"], ws["colbits"], ws["colsgn"],
+                    ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"], ws["rowval"], ws["rowidx"], nrow))
+            work = int(np.dot(nact, nrow))
+            if work:
+                _row_lists(ws["rowidx"], nrow, ws["row_ptr"], ws["row_smp"])
+                parallel = work >= PARALLEL_MIN_WORK and _threads() > 1
+                _split(_count_block, n_out, (4 * _threads()) if parallel else 1, (
+                    mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"],
+                    ws["rowsgn"], ws["rowval"], ws["row_ptr"], ws["row_smp"], seed, up, down))
+    return torch.from_numpy(up), torch.from_numpy(down)
