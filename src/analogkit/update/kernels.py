@@ -1160,13 +1160,23 @@ def _seed(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**63 - 1, (1,), generator=generator, device=generator.device).item())
 
 
-def kernel_update_(
-    device: Device, state: DeviceState, x: torch.Tensor, d: torch.Tensor, lr: float, cfg: UpdateConfig,
-    generator: torch.Generator, dw_min: float,
-) -> tuple[np.ndarray, int, int, str]:
-    """Pulsed update in place with the fused kernel; returns (BL per sample, pulses, max count, kernel)."""
-    params = kernel_params(device, state)
-    dtype = state.w.dtype
+@dataclass
+class _Trains:
+    """One call's plan and pulse trains, drawn into the calling thread's workspace ``ws`` (keys as
+    :func:`_workspace`), with the per-row sample lists built when anything coincides."""
+
+    mode: int
+    nw: int
+    seed: np.uint64
+    ws: dict[str, np.ndarray]
+    work: int  # Σ_n firing columns × firing rows: 0 if no element coincides
+
+
+def _draw_trains(x: torch.Tensor, d: torch.Tensor, lr: float, cfg: UpdateConfig, generator: torch.Generator,
+                 dw_min: float) -> _Trains:
+    """Seed (one draw from ``generator``), plan (BL_n, A_n, B_n), trains and row lists of one call,
+    shared by the row kernels of :func:`kernel_update_`, :func:`kernel_split_counts` and
+    :mod:`analogkit.update.kernels_step`."""
     xn, dn = _inputs(x), _inputs(d)
     m, n_in = xn.shape
     n_out = dn.shape[1]
@@ -1178,21 +1188,36 @@ def kernel_update_(
     nw = (max_bl + 63) // 64 if mode == _STOCHASTIC else 1
     seed = np.uint64(_seed(generator))
     ws = _workspace(m, n_in, n_out, nw)
-    bl, nact, nrow = ws["bl"], ws["nact"], ws["nrow"]
+    nact, nrow = ws["nact"], ws["nrow"]
     total_bl = _plan(xn, dn, float(lr), float(dw_min), int(cfg.desired_bl), bool(cfg.update_bl_management),
-                     bool(cfg.update_management), float(cfg.um_grad_scale), fixed_long, bl, ws["a_sc"], ws["b_sc"])
+                     bool(cfg.update_management), float(cfg.um_grad_scale), fixed_long, ws["bl"], ws["a_sc"], ws["b_sc"])
     if total_bl == 0:
-        return bl.copy(), 0, 0, "none"
+        return _Trains(mode, nw, seed, ws, 0)
     draws = (n_in + n_out) * (total_bl if mode == _STOCHASTIC else m)
     _split(_trains_range, m, (2 * _threads()) if draws >= PARALLEL_MIN_BITS else 1,
            (xn, dn, mode, float(cfg.x_res_implicit), float(cfg.d_res_implicit), seed, np.uint64((max_bl + 1) // 2),
-            bl, ws["a_sc"], ws["b_sc"], ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact,
+            ws["bl"], ws["a_sc"], ws["b_sc"], ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact,
             ws["rowbits"], ws["rowsgn"], ws["rowval"], ws["rowidx"], nrow))
     work = int(np.dot(nact, nrow))
+    if work:
+        _row_lists(ws["rowidx"], nrow, ws["row_ptr"], ws["row_smp"])
+    return _Trains(mode, nw, seed, ws, work)
+
+
+def kernel_update_(
+    device: Device, state: DeviceState, x: torch.Tensor, d: torch.Tensor, lr: float, cfg: UpdateConfig,
+    generator: torch.Generator, dw_min: float,
+) -> tuple[np.ndarray, int, int, str]:
+    """Pulsed update in place with the fused kernel; returns (BL per sample, pulses, max count, kernel)."""
+    params = kernel_params(device, state)
+    dtype = state.w.dtype
+    trains = _draw_trains(x, d, lr, cfg, generator, dw_min)
+    ws, work, mode, seed = trains.ws, trains.work, trains.mode, trains.seed
+    bl, nact = ws["bl"], ws["nact"]
     if work == 0:
         return bl.copy(), 0, 0, "none"
     row_ptr, row_smp = ws["row_ptr"], ws["row_smp"]
-    _row_lists(ws["rowidx"], nrow, row_ptr, row_smp)
+    n_out = d.shape[1]
     w_t = state.w
     w_work = w_t if w_t.is_contiguous() else w_t.contiguous()
     wn_t = state.extra.get("write_noise")
@@ -1235,34 +1260,14 @@ def kernel_split_counts(
     coincidences, or the implicit / mean-count rules), for compounds that route a batch's pulses
     by direction (the one-sided pair). CPU only; one seed from ``generator``.
     """
-    xn, dn = _inputs(x), _inputs(d)
-    m, n_in = xn.shape
-    n_out = dn.shape[1]
+    n_out, n_in = d.shape[1], x.shape[1]
     up = np.zeros((n_out, n_in), np.int32)
     down = np.zeros((n_out, n_in), np.int32)
-    mode = _COUNT_MODES[cfg.pulse_type]
-    fixed_long = 0
-    if not cfg.update_bl_management and not cfg.fixed_bl and lr > dw_min * cfg.desired_bl:
-        fixed_long = int(math.ceil(lr / dw_min * (1.0 - CEIL_SLACK)))
-    max_bl = max(cfg.desired_bl, fixed_long)
-    nw = (max_bl + 63) // 64 if mode == _STOCHASTIC else 1
-    seed = np.uint64(_seed(generator))
-    if m and n_in and n_out and lr > 0:
-        ws = _workspace(m, n_in, n_out, nw)
-        bl, nact, nrow = ws["bl"], ws["nact"], ws["nrow"]
-        total_bl = _plan(xn, dn, float(lr), float(dw_min), int(cfg.desired_bl), bool(cfg.update_bl_management),
-                         bool(cfg.update_management), float(cfg.um_grad_scale), fixed_long, bl, ws["a_sc"], ws["b_sc"])
-        if total_bl > 0:
-            draws = (n_in + n_out) * (total_bl if mode == _STOCHASTIC else m)
-            _split(_trains_range, m, (2 * _threads()) if draws >= PARALLEL_MIN_BITS else 1,
-                   (xn, dn, mode, float(cfg.x_res_implicit), float(cfg.d_res_implicit), seed,
-                    np.uint64((max_bl + 1) // 2), bl, ws["a_sc"], ws["b_sc"], ws["colbits"], ws["colsgn"],
-                    ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"], ws["rowval"], ws["rowidx"], nrow))
-            work = int(np.dot(nact, nrow))
-            if work:
-                _row_lists(ws["rowidx"], nrow, ws["row_ptr"], ws["row_smp"])
-                parallel = work >= PARALLEL_MIN_WORK and _threads() > 1
-                _split(_count_block, n_out, (4 * _threads()) if parallel else 1, (
-                    mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"],
-                    ws["rowsgn"], ws["rowval"], ws["row_ptr"], ws["row_smp"], seed, up, down))
+    trains = _draw_trains(x, d, lr, cfg, generator, dw_min)
+    ws = trains.ws
+    if trains.work:
+        parallel = trains.work >= PARALLEL_MIN_WORK and _threads() > 1
+        _split(_count_block, n_out, (4 * _threads()) if parallel else 1, (
+            trains.mode, ws["bl"], ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], ws["nact"], ws["rowbits"],
+            ws["rowsgn"], ws["rowval"], ws["row_ptr"], ws["row_smp"], trains.seed, up, down))
     return torch.from_numpy(up), torch.from_numpy(down)

@@ -79,7 +79,6 @@ from analogkit.devices.pow_step import _PowFamily
 from analogkit.update import kernels as _kernels
 from analogkit.update.config import UpdateConfig
 from analogkit.update.kernels import _IMPLICIT, _SORT_WAYS, _STOCHASTIC, HAVE_NUMBA
-from analogkit.update.trains import CEIL_SLACK
 
 __all__ = [
     "HAVE_NUMBA",
@@ -723,33 +722,14 @@ def step_kernel_update_(
     consts[_C_SLOPE] = params.slope
     consts[_C_MAXE] = _MAX_EXPONENT
     consts[_C_P0:_C_P0 + len(params.consts)] = params.consts
-    xn, dn = _kernels._inputs(x), _kernels._inputs(d)
-    m, n_in = xn.shape
-    n_out = dn.shape[1]
-    mode = _kernels._COUNT_MODES[cfg.pulse_type]
-    fixed_long = 0
-    if not cfg.update_bl_management and not cfg.fixed_bl and lr > dw_min * cfg.desired_bl:
-        fixed_long = math.ceil(lr / dw_min * (1.0 - CEIL_SLACK))
-    max_bl = max(cfg.desired_bl, fixed_long)
-    nw = (max_bl + 63) // 64 if mode == _STOCHASTIC else 1
-    seed = np.uint64(_kernels._seed(generator))
-    ws = _kernels._workspace(m, n_in, n_out, nw)
-    bl, nact, nrow = ws["bl"], ws["nact"], ws["nrow"]
-    total_bl = _kernels._plan(xn, dn, float(lr), float(dw_min), int(cfg.desired_bl), bool(cfg.update_bl_management),
-                              bool(cfg.update_management), float(cfg.um_grad_scale), fixed_long, bl, ws["a_sc"], ws["b_sc"])
-    if total_bl == 0:
-        return bl.copy(), 0, 0, "none"
-    threads = _kernels._threads()
-    draws = (n_in + n_out) * (total_bl if mode == _STOCHASTIC else m)
-    _kernels._split(_kernels._trains_range, m, (2 * threads) if draws >= PARALLEL_MIN_BITS else 1,
-                    (xn, dn, mode, float(cfg.x_res_implicit), float(cfg.d_res_implicit), seed, np.uint64((max_bl + 1) // 2),
-                     bl, ws["a_sc"], ws["b_sc"], ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact,
-                     ws["rowbits"], ws["rowsgn"], ws["rowval"], ws["rowidx"], nrow))
-    work = int(np.dot(nact, nrow))
+    trains = _kernels._draw_trains(x, d, lr, cfg, generator, dw_min)
+    ws, work, mode, seed = trains.ws, trains.work, trains.mode, trains.seed
+    bl, nact = ws["bl"], ws["nact"]
     if work == 0:
         return bl.copy(), 0, 0, "none"
+    threads = _kernels._threads()
     row_ptr, row_smp = ws["row_ptr"], ws["row_smp"]
-    _kernels._row_lists(ws["rowidx"], nrow, row_ptr, row_smp)
+    n_out = d.shape[1]
     w_t = state.w
     w_work = w_t if w_t.is_contiguous() else w_t.contiguous()
     wn_t = state.extra.get("write_noise")
