@@ -383,6 +383,48 @@ if HAVE_NUMBA:
         return geom, (var if sigma > 0.0 else 0.0)
 
     @njit(inline="always", cache=True, error_model="numpy")
+    def _sort_by_count(cnt, n_cols, maxc, all_live, hist, start, n_ge, perm):
+        """Counting sort of positions 0..n_cols − 1 by cnt (descending) into perm, dropping count 0;
+        n_ge[c] = how many have count >= c; returns that number for c = 1. ``all_live``: every count
+        is > 0 (then counts of 1 only need no sort). Runs _SORT_WAYS interleaved sub-histograms,
+        so that equal counts do not chain through one memory cell."""
+        if maxc == 1 and all_live:
+            for t in range(n_cols):
+                perm[t] = t
+            n_ge[1] = n_cols
+            return n_cols
+        for q in range(_SORT_WAYS):
+            for c in range(maxc + 2):
+                hist[q, c] = 0
+        blk = n_cols // _SORT_WAYS
+        for t in range(blk):
+            for q in range(_SORT_WAYS):
+                hist[q, cnt[q * blk + t]] += 1
+        for t in range(_SORT_WAYS * blk, n_cols):
+            hist[0, cnt[t]] += 1
+        run = 0
+        for c in range(maxc, 0, -1):
+            for q in range(_SORT_WAYS):
+                start[q, c] = run
+                run += hist[q, c]
+            n_ge[c] = run
+        scratch = perm.shape[0] - 1  # count-0 positions are written here (past the live ones)
+        for t in range(blk):
+            for q in range(_SORT_WAYS):
+                tt = q * blk + t
+                c = cnt[tt]
+                pos = start[q, c]
+                start[q, c] = pos + (1 if c > 0 else 0)
+                perm[pos if c > 0 else scratch] = tt if c > 0 else perm[scratch]
+        for tt in range(_SORT_WAYS * blk, n_cols):
+            c = cnt[tt]
+            if c > 0:
+                pos = start[0, c]
+                start[0, c] = pos + 1
+                perm[pos] = tt
+        return run
+
+    @njit(inline="always", cache=True, error_model="numpy")
     def _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
                     zbuf, unsafe, n_is_a, has_ref, mult, sigma, add_exact, small_x):
         """One dense sample of row i in closed form (a branch-free loop over the columns, so that it
@@ -623,41 +665,7 @@ if HAVE_NUMBA:
                     maxc = 0
                     for t in range(n_cols):
                         maxc = max(maxc, cnt[t])
-                    if maxc == 1 and not direct:  # one pulse each (short trains): already in order
-                        for t in range(n_cols):
-                            perm[t] = t
-                        n_ge[1] = n_cols
-                        n_live = n_cols
-                    else:
-                        for q in range(_SORT_WAYS):
-                            for c in range(maxc + 2):
-                                hist[q, c] = 0
-                        blk = n_cols // _SORT_WAYS
-                        for t in range(blk):
-                            for q in range(_SORT_WAYS):
-                                hist[q, cnt[q * blk + t]] += 1
-                        for t in range(_SORT_WAYS * blk, n_cols):
-                            hist[0, cnt[t]] += 1
-                        run = 0
-                        for c in range(maxc, 0, -1):
-                            for q in range(_SORT_WAYS):
-                                start[q, c] = run
-                                run += hist[q, c]
-                            n_ge[c] = run
-                        n_live = run
-                        for t in range(blk):
-                            for q in range(_SORT_WAYS):
-                                tt = q * blk + t
-                                c = cnt[tt]
-                                pos = start[q, c]
-                                start[q, c] = pos + (1 if c > 0 else 0)
-                                perm[pos if c > 0 else n_in - 1] = tt if c > 0 else perm[n_in - 1]  # count 0: a scratch slot
-                        for tt in range(_SORT_WAYS * blk, n_cols):
-                            c = cnt[tt]
-                            if c > 0:
-                                pos = start[0, c]
-                                start[0, c] = pos + 1
-                                perm[pos] = tt
+                    n_live = _sort_by_count(cnt, n_cols, maxc, not direct, hist, start, n_ge, perm)
                     for t in range(n_cols):
                         j = t if direct else lst[t]
                         up = rs != colsgn[n, j]

@@ -120,7 +120,7 @@ if HAVE_NUMBA:
         gauss_scalar,
         row_normals,
     )
-    from analogkit.update.kernels import _popcount
+    from analogkit.update.kernels import _popcount, _sort_by_count
 
     _SEED_NOISE = np.uint64(0x510E527FADE682D1)
     _SLOW = np.uint64(0x9B05688C2B3E6C1F)
@@ -450,38 +450,7 @@ if HAVE_NUMBA:
                     maxc = 0
                     for t in range(n_b):
                         maxc = max(maxc, cl[t])
-                    if maxc == 1:  # one pulse each: any order
-                        for t in range(n_b):
-                            perm[t] = t
-                        n_ge[1] = n_b
-                    else:
-                        for q in range(_SORT_WAYS):
-                            for c in range(maxc + 2):
-                                hist[q, c] = 0
-                        blk = n_b // _SORT_WAYS
-                        for t in range(blk):
-                            for q in range(_SORT_WAYS):
-                                hist[q, cl[q * blk + t]] += 1
-                        for t in range(_SORT_WAYS * blk, n_b):
-                            hist[0, cl[t]] += 1
-                        run = 0
-                        for c in range(maxc, 0, -1):
-                            for q in range(_SORT_WAYS):
-                                start[q, c] = run
-                                run += hist[q, c]
-                            n_ge[c] = run
-                        for t in range(blk):
-                            for q in range(_SORT_WAYS):
-                                tt = q * blk + t
-                                c = cl[tt]
-                                pos = start[q, c]
-                                start[q, c] = pos + 1
-                                perm[pos] = tt
-                        for tt in range(_SORT_WAYS * blk, n_b):
-                            c = cl[tt]
-                            pos = start[0, c]
-                            start[0, c] = pos + 1
-                            perm[pos] = tt
+                    _sort_by_count(cl, n_b, maxc, True, hist, start, n_ge, perm)
                     # the direction's parameters (signed step, p1..p3 of the law; 0 where the span is
                     # not > 0, see the module docstring), selected branch-free, gathered in sorted order
                     for t in range(n_b):
