@@ -419,6 +419,7 @@ def _run_training(
         history.append({"epoch": epoch + 1, "train_loss": float(loss), "test_accuracy": float(accuracy),
                         "seconds": round(time.perf_counter() - t0, 3)})
         epochs.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * accuracy:.1f}%")
+        entry["history"] = history  # before the checkpoint: an interrupt right after it reports this epoch
         _atomic_save({
             "format": STATE_FORMAT,
             "training": training.name,
@@ -428,7 +429,6 @@ def _run_training(
             "rng": _rng_state(train_loader),
             "history": history,
         }, state_path)
-        entry["history"] = history
         _write_metrics(folder, metrics)
     epochs.close()
     if not history:  # resumed a training whose every epoch was done
