@@ -33,11 +33,33 @@ reads w + r)::
 
 What is exact (``pulse_application="exact"``):
 
-* pulse by pulse wherever the device's own ``pulse_n(method="auto")`` would loop (soft bounds and
-  linear steps with multiplicative c2c noise, whose n-pulse law has no closed form; constant steps
-  with σ > 0.32); the row's coinciding columns of a sample (all columns of a dense sample) are
-  sorted by count so that pulse k is one vectorised pass over a prefix, in the state's precision,
-  with its Gaussians drawn in one go;
+* pulse by pulse wherever the device's own ``pulse_n(method="auto")`` would loop (affine steps with
+  multiplicative c2c noise in sparse samples; constant steps with σ > 0.32); the row's coinciding
+  columns of a sample are sorted by count so that pulse k is one vectorised pass over a prefix, in
+  the state's precision, with its Gaussians drawn in one go;
+* the **series law** for affine steps with *multiplicative* c2c noise (soft bounds, linear steps,
+  the ECRAM presets), dense samples. With m(w) = s·(w − w*) the signed mean step (s = d·b_d), a
+  pulse multiplies m by f = 1 + s(1 + ση) (η ~ N(0, 1); the sign of m never changes while f > 0),
+  so without clipping, exactly, w_c = w₀ + m₀·(e^S − 1)/s with S = Σ_{k<c} log f_k =
+  c·log(1 + s) + Σ log(1 + εη_k), ε = sσ/(1 + s). To second order in ε,
+  S = c·log(1 + s) + ε·Ση − ε²/2·Ση²; the pair (Ση, Ση²) is drawn exactly in law as
+  (√c·Z₁, Z₁² + χ²_{c−1}) (the mean and the scatter of Gaussians are independent), χ²_k by the
+  Wilson–Hilferty transform k·(1 − h + Z₂√h)³, h = 2/(9k) (Wilson & Hilferty 1931, PNAS 17:684).
+  The Wasserstein-1 distance between the law of the drawn S and the exact one is at most
+  WH_W1·ε²/2 + √15/3·ε³√c + 3/4·c·ε⁴ (the χ² approximation, W1 <= 0.021 for every k by quadrature;
+  the third-order remainder ε³/3·Ση³ by its standard deviation; the fourth-order mean); an element
+  and count where that exceeds SERIES_TOL = 2⁻²⁴ (the float32 resolution of w − w*, which is what S
+  scales), or |s| > 0.1, or |S| > 1/2, is pulsed one by one. The step is computed in float32 with
+  Taylor polynomials of log(1 + s)/s and (e^S − 1)/S (errors below 10⁻⁸). Clipping: pulse-by-pulse
+  clipping could only have acted where the path left [w_min, w_max]. Ahead, the path cannot pass w*
+  (f > 0 unless |η| > SERIES_ZMAX = 9.5, probability < 3·10⁻¹⁹ per train), so where w* lies on or
+  inside the bound ahead (soft bounds) nothing is needed; elsewhere the element must be
+  (c + √(2·CLIP_LOG)·σ√c)·M inside it, M >= max_k |m_k| (|m_k| <= |m₀|·(1 + |s|(1 + 9.5σ))^c).
+  Behind, steps only return by noise: the partial sums X_k of m_k(1 + ση_k) satisfy, with
+  λ = 2/(σ²M), E[e^{−λ·ΔX}] <= 1 per pulse, so P(min_k X_k <= −t) <= e^{−λt} (a supermartingale),
+  and the element must be t = CLIP_LOG·σ²M/2 inside the bound behind. CLIP_LOG = 34: either event
+  has probability < e^{−34} = 1.7·10⁻¹⁵. Elements that fail are pulsed one by one. The reference
+  back-end (``backend="torch"``) always applies the pulses one by one;
 * the closed form wherever ``pulse_n`` declares it exact: no c2c noise and c >= 0, or a constant
   step (c = 1), whose n-pulse sum is Gaussian (up to noisy steps that reverse direction, Φ(−1/σ) <
   10⁻³, the device's own accepted approximation);
@@ -124,6 +146,19 @@ PARALLEL_MIN_BITS = 1 << 18
 #: gets the sum of its samples in one Gaussian draw; the per-sample clipping could only have acted if
 #: the noise's running sum strayed beyond MARGIN·σ_total, probability <= 4·Φ(−MARGIN) = 2.5e-15.
 MARGIN = 8.0
+#: Multiplicative noise, series law: P(per-pulse clipping could have acted) <= e^−CLIP_LOG = 1.7e-15.
+CLIP_LOG = 34.0
+#: |η| <= SERIES_ZMAX for all pulses of a train except with probability <= 64·2Φ(−9.5) = 3e-19.
+SERIES_ZMAX = 9.5
+#: Largest allowed Wasserstein-1 distance between the drawn and the exact law of S = log Π f_k
+#: (relative error of w − w*): 2⁻²⁴, the float32 resolution.
+SERIES_TOL = 2.0**-24
+#: W1 distance between the Wilson–Hilferty transform and χ²_k, max over k >= 1 (0.0204 at k = 1,
+#: by quadrature of the quantile functions).
+WH_W1 = 0.021
+#: A fixed point w* beyond the bound ahead by at most this fraction of (|w_min| + |w_max|) counts as
+#: on it (float32 rounding of b·(1 − w/b)); per-pulse clipping could move w by at most that much.
+FIXED_POINT_SLACK = 2.0**-21
 
 #: Interleaved sub-histograms of the per-row counting sort (breaks store-to-load chains).
 _SORT_WAYS = 4
@@ -454,13 +489,142 @@ if HAVE_NUMBA:
                 rho = max(qn1, 1.0 / qn1)
                 marg = MARGIN * sigma * abs(nv) * math.sqrt(float(c)) * rho
                 ok = q > 0.0 and min(w0, mean) - marg >= lo and max(w0, mean) + marg <= hi
-            w[i, j] = new if (c > 0 and ok) else w0
-            unsafe[j] = c > 0 and not ok
+            live = c > 0
+            keep = live & ok
+            w[i, j] = new if keep else w0
+            unsafe[j] = live != keep
 
-    @njit(cache=True, error_model="numpy", nogil=True)
+    # float32 constants of the series law (a float64 literal would promote the whole loop to float64,
+    # where the vector divisions and square roots cost four times as much)
+    _F0, _F1, _FH = np.float32(0.0), np.float32(1.0), np.float32(0.5)
+    _LOG1P_C = tuple(np.float32((-1.0) ** k / (k + 1)) for k in range(9))  # log(1 + s)/s = Σ (−s)^k/(k+1)
+    _EXPM1_C = tuple(np.float32(1.0 / math.factorial(k + 1)) for k in range(8))  # (e^x − 1)/x = Σ x^k/(k+1)!
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _log1p_over(s):
+        """log(1 + s)/s for |s| <= 0.1 in float32: Taylor series to s⁸ (remainder < 0.1⁹/10 = 10⁻¹⁰)."""
+        c = _LOG1P_C
+        p = c[8]
+        p = p * s + c[7]
+        p = p * s + c[6]
+        p = p * s + c[5]
+        p = p * s + c[4]
+        p = p * s + c[3]
+        p = p * s + c[2]
+        p = p * s + c[1]
+        return p * s + c[0]
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _expm1_over(x):
+        """(e^x − 1)/x for |x| <= 1/2 in float32: Taylor series to x⁷ (remainder < 0.5⁸/9!·1.06 = 1.2·10⁻⁸)."""
+        c = _EXPM1_C
+        p = c[7]
+        p = p * x + c[6]
+        p = p * x + c[5]
+        p = p * x + c[4]
+        p = p * x + c[3]
+        p = p * x + c[2]
+        p = p * x + c[1]
+        return p * x + c[0]
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _series_prep(i, a_up, a_dn, b_up, b_dn, sigma, prep):
+        """Row i, per element j and direction d (0 up, 1 down), the count-independent parts of the
+        series law, in float32: prep[d, :, j] = (a, s, log(1 + s)/s, g, s·g²/2, c_lim, |s|·(1 + z_max·σ))
+        with m(w) = a + s·(w + r) the signed mean step, g = σ/(1 + s), and c_lim the largest count
+        for which the law is within SERIES_TOL (and c·|s|·(1 + z_max·σ) < 1/2; −1 if |s| > 0.1)."""
+        x_grow = 1.0 + SERIES_ZMAX * sigma
+        for d in range(2):
+            for j in range(prep.shape[2]):
+                a = float(a_up[i, j]) if d == 0 else -float(a_dn[i, j])
+                s = float(b_up[i, j]) if d == 0 else -float(b_dn[i, j])
+                g = sigma / (1.0 + s)
+                eps = abs(s) * g
+                e2 = eps * eps
+                # W1 bound  α + β√c + γc <= tol  (module docstring) solved for √c, stably
+                alpha = 0.5 * WH_W1 * e2
+                beta = math.sqrt(15.0) / 3.0 * e2 * eps
+                gamma = 0.75 * e2 * e2
+                room = SERIES_TOL - alpha
+                disc = math.sqrt(beta * beta + 4.0 * gamma * max(room, 0.0))
+                rc_lim = 2.0 * room / (beta + disc) if beta + disc > 0.0 else 1e30
+                c_lim = min(rc_lim * rc_lim if room > 0.0 else -1.0, 1e30)
+                ax = abs(s) * x_grow
+                if ax > 0.0:
+                    c_lim = min(c_lim, 0.5 / ax * (1.0 - 1e-6))
+                if abs(s) > 0.1:
+                    c_lim = -1.0
+                prep[d, 0, j] = a
+                prep[d, 1, j] = s
+                prep[d, 2, j] = _log1p_over(np.float32(s))
+                prep[d, 3, j] = g
+                prep[d, 4, j] = 0.5 * s * g * g
+                prep[d, 5, j] = c_lim
+                prep[d, 6, j] = ax
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _series_row(i, n, rs, cnt, colsgn, w, ref, w_min, w_max, zbuf, unsafe, has_ref, sigma, prep):
+        """One dense sample of row i, affine steps with multiplicative c2c noise, in the series law of
+        the module docstring (float32, branch-free over the columns, so that it vectorises). Elements
+        where that law is not within SERIES_TOL, or where per-pulse clipping could have acted, keep
+        their weight and are marked ``unsafe`` for the caller to pulse one by one. ``zbuf``: 2·n_in
+        normals; ``prep``: :func:`_series_prep` of row i. Square roots and divisions by c are computed,
+        not looked up, and the direction's parameters are selected arithmetically: an indexed load,
+        or a select of two loads (which LLVM turns into a select of addresses), becomes a gather."""
+        n_in = w.shape[1]
+        t_far = np.float32(0.5 * CLIP_LOG * sigma * sigma)
+        t_tow = np.float32(math.sqrt(2.0 * CLIP_LOG) * sigma)
+        slack = np.float32(FIXED_POINT_SLACK)
+        two = np.float32(2.0)
+        two_ninths = np.float32(2.0 / 9.0)
+        for j in range(n_in):
+            c = cnt[j]
+            cf = np.float32(c)
+            fu = _F1 if rs != colsgn[n, j] else _F0  # up: 1·x + 0·y = x exactly
+            fd = _F1 - fu
+            a = fu * prep[0, 0, j] + fd * prep[1, 0, j]
+            s = fu * prep[0, 1, j] + fd * prep[1, 1, j]
+            lgs = fu * prep[0, 2, j] + fd * prep[1, 2, j]
+            g = fu * prep[0, 3, j] + fd * prep[1, 3, j]
+            q = fu * prep[0, 4, j] + fd * prep[1, 4, j]
+            c_lim = fu * prep[0, 5, j] + fd * prep[1, 5, j]
+            ax = fu * prep[0, 6, j] + fd * prep[1, 6, j]
+            rr = np.float32(ref[i, j]) if has_ref else _F0
+            w0 = np.float32(w[i, j])
+            lo = np.float32(w_min[i, j])
+            hi = np.float32(w_max[i, j])
+            m0 = a + s * (w0 + rr)
+            rc = math.sqrt(cf)
+            # (Ση, Ση²) = (√c·Z₁, Z₁² + χ²_{c−1}); χ²_k by the Wilson–Hilferty transform of Z₂
+            z1 = zbuf[j]
+            kk = max(cf - _F1, _F1)
+            h = two_ninths / kk
+            cube = max(_F1 - h + zbuf[n_in + j] * math.sqrt(h), _F0)
+            chi = kk * cube * cube * cube if cf > _F1 else _F0
+            t = cf * lgs + g * rc * z1 - q * (z1 * z1 + chi)  # S/s
+            big_s = s * t
+            dw = m0 * t * _expm1_over(big_s)
+            ok = (cf <= c_lim) & (abs(big_s) <= _FH)  # the law's tolerance and the series' domain
+            # clipping: could a bound have acted during the train (probability > e^−CLIP_LOG)?
+            mm = abs(m0) * (_F1 + two * cf * ax)  # >= max_k |m_k| (1/(1 − y) <= 1 + 2y, y <= 1/2)
+            dist_up = hi - w0
+            dist_dn = w0 - lo
+            tow = dist_up if m0 > _F0 else dist_dn
+            far = dist_dn if m0 > _F0 else dist_up
+            tau = slack * (abs(hi) + abs(lo))
+            fixed_inside = (s < _F0) & (abs(m0) <= -s * (tow + tau))  # w* at or inside the bound ahead
+            ok = ok & (far >= t_far * mm) & (fixed_inside | (tow >= (cf + t_tow * rc) * mm))
+            live = cf > _F0
+            wv = w[i, j]  # the state's precision (the step is computed in float32)
+            keep = live & ok
+            w[i, j] = min(max(wv + dw, w_min[i, j]), w_max[i, j]) if keep else wv
+            unsafe[j] = live != keep  # (``not`` in a vectorised loop costs a third of its time, measured)
+
+    @njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
     def _row_block(
         i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        pk, n_is_a, has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, add_exact, wn_scale,
+        pk, n_is_a, has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, add_exact, mult_exact,
+        wn_scale,
         mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, row_ptr, row_smp, seed,
         row_pulses, row_max,
     ):
@@ -493,7 +657,11 @@ if HAVE_NUMBA:
         cnt = np.zeros(n_in, np.int64)
         lst = np.zeros(n_in, np.int64)
         zbuf = np.zeros(n_in, np.float32)
-        rej = np.zeros(n_in, np.bool_)  # closed form: elements to pulse one by one
+        n_ser = n_in if mult_exact else 1
+        zser = np.zeros(2 * n_ser, np.float32)
+        ser_prep = np.zeros((2, 7, n_ser), np.float32)
+        rej = np.zeros((n_in + 7) // 8 * 8, np.bool_)  # closed form: elements to pulse one by one
+        rej8 = rej.view(np.uint64)  # (eight flags per word: the compaction skips clear words)
         n_acc = n_in if agg else 1
         acc_m = np.zeros(n_acc, np.float64)
         acc_v = np.zeros(n_acc, np.float64)
@@ -522,8 +690,9 @@ if HAVE_NUMBA:
         sg_arr[0] = sigma
         sg_f = sg_arr[0]  # σ in the state's precision
         buf_pk = np.zeros((n_in, kp), np.float64)
-        per_pulse = not agg and not vaff  # the sorted pulse-by-pulse path (dense and sparse samples)
-        n_all = n_in * 64 * nw if per_pulse else 1
+        # the sorted pulse-by-pulse path (dense and sparse samples; sparse ones of the series law)
+        per_pulse = not agg and (not vaff or mult_exact)
+        n_all = n_in * 64 * nw if (per_pulse or add_exact or mult_exact) else 1
         zall = np.zeros(n_all, np.float32)
         for i in range(i0, i1):
             base = _mix64(seed ^ _SEED_NOISE ^ (np.uint64(i) * _GOLDEN))
@@ -533,6 +702,7 @@ if HAVE_NUMBA:
             cmax = 0
             row_dense = False
             row_small_x = -1
+            row_prep = False
             n_t = 0
             for idx in range(row_ptr[i], row_ptr[i + 1]):
                 n = row_smp[idx]
@@ -607,7 +777,14 @@ if HAVE_NUMBA:
                             cmax = max(cmax, c)
                     continue
                 # -- affine steps, closed form, whole row at once -------------------------------
-                if vaff and dense:
+                if vaff and dense and mult_exact:
+                    if not row_prep:
+                        _series_prep(i, a_up, a_dn, b_up, b_dn, sigma, ser_prep)
+                        row_prep = True
+                    row_normals(zser, base + np.uint64(ctr) * _GOLDEN)
+                    ctr += 2 * n_in
+                    _series_row(i, n, rs, cnt, colsgn, w, ref, w_min, w_max, zser, rej, has_ref, sigma, ser_prep)
+                elif vaff and dense:
                     if row_small_x < 0:  # once per row: is x = σ²slope²/(1+slope)² <= 1e-6 everywhere?
                         bmax = 0.0
                         for j in range(n_in):
@@ -622,18 +799,32 @@ if HAVE_NUMBA:
                     else:
                         _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
                                     zbuf, rej, n_is_a, has_ref, mult, sigma, add_exact, False)
+                if vaff and dense:
                     n_unsafe = 0
                     for j in range(n_in):
                         c = cnt[j]
                         pulses += c
                         cmax = max(cmax, c)
                         touched[j] = touched[j] | (c > 0)
-                    if add_exact:
-                        for j in range(n_in):
-                            if rej[j]:
-                                lst[n_unsafe] = j
-                                n_unsafe += 1
-                    for t in range(n_unsafe):  # near a bound (or a reversing step): pulse by pulse
+                        n_unsafe += rej[j] if (add_exact or mult_exact) else 0
+                    if n_unsafe == 0:
+                        continue
+                    # near a bound (or outside the series' tolerance): pulse by pulse, element by
+                    # element, with the Gaussians drawn in one go
+                    n_pul = 0
+                    for q in range(rej8.shape[0]):
+                        if rej8[q] == 0:
+                            continue
+                        for j in range(8 * q, min(8 * q + 8, n_in)):
+                            lst[n_pul] = j
+                            n_pul += rej[j]
+                    n_z = 0
+                    for t in range(n_pul):
+                        n_z += cnt[lst[t]]
+                    row_normals(zall[:n_z], base + np.uint64(ctr) * _GOLDEN)
+                    ctr += n_z
+                    k = 0
+                    for t in range(n_pul):
                         j = lst[t]
                         c = cnt[j]
                         up = rs != colsgn[n, j]
@@ -644,12 +835,11 @@ if HAVE_NUMBA:
                         rr = ref[i, j] if has_ref else 0.0
                         lo = w_min[i, j]
                         hi = w_max[i, j]
-                        wv = float(w[i, j])
+                        wv = w[i, j]
                         for _ in range(c):
                             mstep = sg * (av + bv * (wv + rr))
-                            z, slow = gauss_scalar(base, ctr, slow)
-                            ctr += 1
-                            wv = min(max(wv + mstep + add_std * z, lo), hi)
+                            wv = min(max(wv + mstep + (sigma * abs(mstep) if mult else add_std) * zall[k], lo), hi)
+                            k += 1
                         w[i, j] = wv
                     continue
                 # -- pulse by pulse, one row and sample: the candidate columns (all of them for a
@@ -1235,7 +1425,9 @@ def kernel_update_(
     force_closed = cfg.pulse_application == "closed_form"
     # additive c2c noise on an affine step: the n-pulse law is Gaussian (exact) away from the bounds
     add_exact = has_slope and not force_closed and not params.mult and params.sigma > 0
-    vec_affine = force_closed or add_exact
+    # multiplicative c2c noise on an affine step: the series law (module docstring), dense samples
+    mult_exact = has_slope and not force_closed and params.mult and params.sigma > 0
+    vec_affine = force_closed or add_exact or mult_exact
     if has_slope and not force_closed and params.sigma == 0:  # closed form exact where no step overshoots
         vec_affine = bool((params.b_up >= -1).all()) and bool((params.b_dn <= 1).all())
     row_pulses, row_max = ws["row_pulses"], ws["row_max"]
@@ -1247,7 +1439,7 @@ def kernel_update_(
         _np(state.w_min, dtype), _np(state.w_max, dtype),
         _np(None, dtype) if wn_work is None else wn_work.detach().numpy(),
         _packed(params, state, dtype), n_is_a, has_slope, params.ref is not None, bool(params.mult), float(params.sigma),
-        force_closed, bool(params.const_closed), _small_reversal(params.sigma), vec_affine, add_exact, wn_scale,
+        force_closed, bool(params.const_closed), _small_reversal(params.sigma), vec_affine, add_exact, mult_exact, wn_scale,
         mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
         ws["rowval"], row_ptr, row_smp, seed, row_pulses, row_max,
     ))
