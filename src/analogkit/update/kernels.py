@@ -54,7 +54,8 @@ What is exact (``pulse_application="exact"``):
   clipping could only have acted where the path left [w_min, w_max]. Ahead, the path cannot pass w*
   (f > 0 unless |η| > SERIES_ZMAX = 9.5, probability < 3·10⁻¹⁹ per train), so where w* lies on or
   inside the bound ahead (soft bounds) nothing is needed; elsewhere the element must be
-  (c + √(2·CLIP_LOG)·σ√c)·M inside it, M >= max_k |m_k| (|m_k| <= |m₀|·(1 + |s|(1 + 9.5σ))^c).
+  (c + √(2·CLIP_LOG)·σ√c)·M inside it, M >= max_k |m_k| (|m_k| <= |m₀|·(1 + |s|(9.5σ ± 1))^c, + if
+  the step grows along the train).
   Behind, steps only return by noise: the partial sums X_k of m_k(1 + ση_k) satisfy, with
   λ = 2/(σ²M), E[e^{−λ·ΔX}] <= 1 per pulse, so P(min_k X_k <= −t) <= e^{−λt} (a supermartingale),
   and the element must be t = CLIP_LOG·σ²M/2 inside the bound behind. CLIP_LOG = 34: either event
@@ -530,10 +531,10 @@ if HAVE_NUMBA:
     @njit(inline="always", cache=True, error_model="numpy")
     def _series_prep(i, a_up, a_dn, b_up, b_dn, sigma, prep):
         """Row i, per element j and direction d (0 up, 1 down), the count-independent parts of the
-        series law, in float32: prep[d, :, j] = (a, s, log(1 + s)/s, g, s·g²/2, c_lim, |s|·(1 + z_max·σ))
-        with m(w) = a + s·(w + r) the signed mean step, g = σ/(1 + s), and c_lim the largest count
-        for which the law is within SERIES_TOL (and c·|s|·(1 + z_max·σ) < 1/2; −1 if |s| > 0.1)."""
-        x_grow = 1.0 + SERIES_ZMAX * sigma
+        series law, in float32: prep[d, :, j] = (a, s, log(1 + s)/s, g, s·g²/2, c_lim, x) with
+        m(w) = a + s·(w + r) the signed mean step, g = σ/(1 + s), x = |s|·max(z_max·σ ± 1, 0) (+ if
+        s > 0) so that |f| <= 1 + x for |η| <= z_max, and c_lim the largest count for which the law
+        is within SERIES_TOL and c·x < 1 (−1 if |s| > 0.1)."""
         for d in range(2):
             for j in range(prep.shape[2]):
                 a = float(a_up[i, j]) if d == 0 else -float(a_dn[i, j])
@@ -549,9 +550,9 @@ if HAVE_NUMBA:
                 disc = math.sqrt(beta * beta + 4.0 * gamma * max(room, 0.0))
                 rc_lim = 2.0 * room / (beta + disc) if beta + disc > 0.0 else 1e30
                 c_lim = min(rc_lim * rc_lim if room > 0.0 else -1.0, 1e30)
-                ax = abs(s) * x_grow
+                ax = abs(s) * max(SERIES_ZMAX * sigma + (1.0 if s > 0.0 else -1.0), 0.0)
                 if ax > 0.0:
-                    c_lim = min(c_lim, 0.5 / ax * (1.0 - 1e-6))
+                    c_lim = min(c_lim, 1.0 / ax * (1.0 - 1e-6))
                 if abs(s) > 0.1:
                     c_lim = -1.0
                 prep[d, 0, j] = a
@@ -568,14 +569,17 @@ if HAVE_NUMBA:
         the module docstring (float32, branch-free over the columns, so that it vectorises). Elements
         where that law is not within SERIES_TOL, or where per-pulse clipping could have acted, keep
         their weight and are marked ``unsafe`` for the caller to pulse one by one. ``zbuf``: 2·n_in
-        normals; ``prep``: :func:`_series_prep` of row i. Square roots and divisions by c are computed,
+        normals; ``prep``: :func:`_series_prep` of row i. Returns the pulses, the largest count and the
+        number of unsafe elements. Square roots and divisions by c are computed,
         not looked up, and the direction's parameters are selected arithmetically: an indexed load,
         or a select of two loads (which LLVM turns into a select of addresses), becomes a gather."""
         n_in = w.shape[1]
+        n_pulses = 0
+        c_max = 0
+        n_unsafe = 0
         t_far = np.float32(0.5 * CLIP_LOG * sigma * sigma)
         t_tow = np.float32(math.sqrt(2.0 * CLIP_LOG) * sigma)
         slack = np.float32(FIXED_POINT_SLACK)
-        two = np.float32(2.0)
         two_ninths = np.float32(2.0 / 9.0)
         for j in range(n_in):
             c = cnt[j]
@@ -606,7 +610,8 @@ if HAVE_NUMBA:
             dw = m0 * t * _expm1_over(big_s)
             ok = (cf <= c_lim) & (abs(big_s) <= _FH)  # the law's tolerance and the series' domain
             # clipping: could a bound have acted during the train (probability > e^−CLIP_LOG)?
-            mm = abs(m0) * (_F1 + two * cf * ax)  # >= max_k |m_k| (1/(1 − y) <= 1 + 2y, y <= 1/2)
+            y = cf * ax
+            mm = abs(m0) * (_F1 + y + y * y)  # >= max_k |m_k|: (1 + x)^c <= e^y <= 1 + y + y² (y <= 1)
             dist_up = hi - w0
             dist_dn = w0 - lo
             tow = dist_up if m0 > _F0 else dist_dn
@@ -618,7 +623,12 @@ if HAVE_NUMBA:
             wv = w[i, j]  # the state's precision (the step is computed in float32)
             keep = live & ok
             w[i, j] = min(max(wv + dw, w_min[i, j]), w_max[i, j]) if keep else wv
-            unsafe[j] = live != keep  # (``not`` in a vectorised loop costs a third of its time, measured)
+            bad = live != keep  # (``not`` in a vectorised loop costs a third of its time, measured)
+            unsafe[j] = bad
+            n_unsafe += bad
+            n_pulses += c
+            c_max = max(c_max, c)
+        return n_pulses, c_max, n_unsafe
 
     @njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
     def _row_block(
@@ -783,7 +793,17 @@ if HAVE_NUMBA:
                         row_prep = True
                     row_normals(zser, base + np.uint64(ctr) * _GOLDEN)
                     ctr += 2 * n_in
-                    _series_row(i, n, rs, cnt, colsgn, w, ref, w_min, w_max, zser, rej, has_ref, sigma, ser_prep)
+                    if has_ref:  # (a literal flag in each copy of the loop: a runtime one leaves a gather)
+                        n_p, c_m, n_unsafe = _series_row(i, n, rs, cnt, colsgn, w, ref, w_min, w_max, zser, rej, True,
+                                                         sigma, ser_prep)
+                    else:
+                        n_p, c_m, n_unsafe = _series_row(i, n, rs, cnt, colsgn, w, ref, w_min, w_max, zser, rej, False,
+                                                         sigma, ser_prep)
+                    pulses += n_p
+                    cmax = max(cmax, c_m)
+                    if track:  # (touched marks serve the write noise only)
+                        for j in range(n_in):
+                            touched[j] = touched[j] | (cnt[j] > 0)
                 elif vaff and dense:
                     if row_small_x < 0:  # once per row: is x = σ²slope²/(1+slope)² <= 1e-6 everywhere?
                         bmax = 0.0
@@ -799,14 +819,15 @@ if HAVE_NUMBA:
                     else:
                         _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
                                     zbuf, rej, n_is_a, has_ref, mult, sigma, add_exact, False)
-                if vaff and dense:
+                if vaff and dense and not mult_exact:
                     n_unsafe = 0
                     for j in range(n_in):
                         c = cnt[j]
                         pulses += c
                         cmax = max(cmax, c)
                         touched[j] = touched[j] | (c > 0)
-                        n_unsafe += rej[j] if (add_exact or mult_exact) else 0
+                        n_unsafe += rej[j] if add_exact else 0
+                if vaff and dense:
                     if n_unsafe == 0:
                         continue
                     # near a bound (or outside the series' tolerance): pulse by pulse, element by
