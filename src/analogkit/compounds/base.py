@@ -38,6 +38,7 @@ from analogkit.config.io import IOConfig
 from analogkit.devices.base import Device, DeviceState
 from analogkit.periphery.mvm import TileGrid, analog_mvm
 from analogkit.update import engine as _engine
+from analogkit.update import kernels as _kernels
 from analogkit.update.config import UpdateConfig
 from analogkit.update.reference import has_closed_form
 from analogkit.update.trains import coincidence_counts, plan_trains
@@ -335,6 +336,10 @@ def apply_counts_(device: Any, state: Any, counts: Tensor, generator: torch.Gene
             return
     if index is not None:
         index = index_tensor(index, counts.device)
+    if (pulse_application == "exact" and (index is None or not columns) and not isinstance(device, Compound)
+            and _kernel_counts_ok(device, state, pulse_application) and _kernels.kernel_supported(device, state)):
+        _kernels.kernel_apply_counts_(device, state, counts, index, generator)  # whole rows: one pass per row
+        return
     if isinstance(device, Compound) or not _kernel_counts_ok(device, state, pulse_application):
         if index is not None:
             counts = _scatter_counts(counts, index, columns, tuple(state.w.shape))

@@ -132,6 +132,7 @@ __all__ = [
     "KERNEL_DEVICES",
     "PARALLEL_MIN_WORK",
     "KernelParams",
+    "kernel_apply_counts_",
     "kernel_params",
     "kernel_split_counts",
     "kernel_supported",
@@ -1075,6 +1076,97 @@ if HAVE_NUMBA:
             row_max[i] = cmax
 
 
+    @njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
+    def _counts_block(
+        t0, t1, rows, counts, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
+        n_is_a, has_slope, has_ref, mult, sigma, mult_exact, wn_scale, seed, row_pulses, row_max,
+    ):
+        """Given counts, rows rows[t0..t1 − 1]: |counts[t, j]| pulses in direction sign(counts[t, j]) on
+        w[rows[t], j], each element on its own (as ``pulse_n``). Affine steps with multiplicative
+        noise: the series law in one vectorised pass per row, unsafe elements pulse by pulse; other
+        devices pulse by pulse, with the row's Gaussians drawn in one go. Then the write noise of
+        every pulsed element is redrawn."""
+        n_in = w.shape[1]
+        track = wn_scale > 0.0
+        cnt = np.zeros(n_in, np.int64)
+        updir = np.zeros((1, n_in), np.int8)  # 1: up (read as rs = 0 != updir)
+        n_ser = n_in if mult_exact else 1
+        zser = np.zeros(2 * n_ser, np.float32)
+        prep = np.zeros((2, 7, n_ser), np.float32)
+        rej = np.zeros((n_in + 7) // 8 * 8, np.bool_)
+        rej8 = rej.view(np.uint64)
+        lst = np.zeros(n_in, np.int64)
+        zall = np.zeros(n_in * 8, np.float32)
+        for t in range(t0, t1):
+            i = rows[t]
+            base = _mix64(seed ^ _SEED_NOISE ^ (np.uint64(i) * _GOLDEN))
+            slow = _mix64(base ^ _SLOW)
+            ctr = 0
+            pulses = 0
+            cmax = 0
+            for j in range(n_in):
+                c = counts[t, j]
+                cnt[j] = abs(c)
+                updir[0, j] = 1 if c > 0 else 0
+                pulses += abs(c)
+                cmax = max(cmax, abs(c))
+            row_pulses[t] = pulses
+            row_max[t] = cmax
+            if pulses == 0:
+                continue
+            if mult_exact:
+                _series_prep(i, a_up, a_dn, b_up, b_dn, sigma, prep)
+                row_normals(zser, base + np.uint64(ctr) * _GOLDEN)
+                ctr += 2 * n_in
+                if has_ref:
+                    _series_row(i, 0, np.int8(0), cnt, updir, w, ref, w_min, w_max, zser, rej, True, sigma, prep)
+                else:
+                    _series_row(i, 0, np.int8(0), cnt, updir, w, ref, w_min, w_max, zser, rej, False, sigma, prep)
+            else:
+                for j in range(n_in):
+                    rej[j] = cnt[j] > 0
+            # pulse by pulse: the marked elements, with their Gaussians drawn in one go
+            n_pul = 0
+            n_z = 0
+            for q in range(rej8.shape[0]):
+                if rej8[q] == 0:
+                    continue
+                for j in range(8 * q, min(8 * q + 8, n_in)):
+                    lst[n_pul] = j
+                    n_pul += rej[j]
+            for k in range(n_pul):
+                n_z += cnt[lst[k]]
+            if n_z > zall.shape[0]:
+                zall = np.zeros(n_z, np.float32)
+            if sigma > 0.0:
+                row_normals(zall[:n_z], base + np.uint64(ctr) * _GOLDEN)
+                ctr += n_z
+            k = 0
+            for m in range(n_pul):
+                j = lst[m]
+                c = cnt[j]
+                up = updir[0, j] != 0
+                sg = 1.0 if up else -1.0
+                av = a_up[i, j] if up else a_dn[i, j]
+                bv = (b_up[i, j] if up else b_dn[i, j]) if has_slope else 0.0
+                add_std = sigma * abs(av if n_is_a else (n_up[i, j] if up else n_dn[i, j]))
+                rr = ref[i, j] if has_ref else 0.0
+                lo = w_min[i, j]
+                hi = w_max[i, j]
+                wv = w[i, j]
+                for _ in range(c):
+                    mstep = sg * (av + bv * (wv + rr))
+                    zk = zall[k] if sigma > 0.0 else 0.0
+                    wv = min(max(wv + mstep + (sigma * abs(mstep) if mult else add_std) * zk, lo), hi)
+                    k += 1
+                w[i, j] = wv
+            if track:
+                for j in range(n_in):
+                    if cnt[j] > 0:
+                        z, slow = gauss_scalar(base, ctr, slow)
+                        ctr += 1
+                        wn[i, j] = wn_scale * z
+
     @njit(cache=True, error_model="numpy", nogil=True)
     def _count_block(i0, i1, mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval,
                      row_ptr, row_smp, seed, up, down):
@@ -1492,3 +1584,41 @@ def kernel_split_counts(
             trains.mode, ws["bl"], ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], ws["nact"], ws["rowbits"],
             ws["rowsgn"], ws["rowval"], ws["row_ptr"], ws["row_smp"], trains.seed, up, down))
     return torch.from_numpy(up), torch.from_numpy(down)
+
+
+def kernel_apply_counts_(
+    device: Device, state: DeviceState, counts: torch.Tensor, rows: torch.Tensor | None, generator: torch.Generator,
+) -> None:
+    """|counts| pulses in direction sign(counts) per element, in place, every element on its own (as
+    ``device.pulse_n(..., method="auto")``, exact): ``counts`` (k, in) integer for the rows ``rows``
+    (int64, k distinct rows; None: all rows, k = out). One seed from ``generator``; the multiplicative
+    affine steps take the series law (module docstring), the others are pulsed one by one."""
+    params = kernel_params(device, state)
+    dtype = state.w.dtype
+    out, n_in = state.w.shape
+    rows_np = np.arange(out, dtype=np.int64) if rows is None else rows.to(torch.int64).cpu().numpy()
+    counts_np = counts.to(torch.int32).contiguous().cpu().numpy()
+    w_t = state.w
+    w_work = w_t if w_t.is_contiguous() else w_t.contiguous()
+    wn_t = state.extra.get("write_noise")
+    wn_scale = float(device.write_noise_scale) if wn_t is not None else 0.0
+    wn_work = None if wn_t is None else (wn_t if wn_t.is_contiguous() else wn_t.contiguous())
+    has_slope = params.b_up is not None
+    mult_exact = has_slope and bool(params.mult) and params.sigma > 0
+    k = rows_np.shape[0]
+    row_pulses = np.zeros(k, np.int64)
+    row_max = np.zeros(k, np.int64)
+    work = int(np.count_nonzero(counts_np))
+    parallel = work * n_in >= PARALLEL_MIN_WORK * 16 and _threads() > 1
+    _split(_counts_block, k, (4 * _threads()) if parallel else 1, (
+        rows_np, counts_np, w_work.detach().numpy(), _np(params.a_up, dtype), _np(params.b_up, dtype),
+        _np(params.a_dn, dtype), _np(params.b_dn, dtype), _np(params.n_up, dtype), _np(params.n_dn, dtype),
+        _np(params.ref, dtype), _np(state.w_min, dtype), _np(state.w_max, dtype),
+        _np(None, dtype) if wn_work is None else wn_work.detach().numpy(),
+        params.n_up is params.a_up and params.n_dn is params.a_dn, has_slope, params.ref is not None,
+        bool(params.mult), float(params.sigma), mult_exact, wn_scale, np.uint64(_seed(generator)), row_pulses, row_max,
+    ))
+    if w_work is not w_t:
+        w_t.copy_(w_work)
+    if wn_work is not None and wn_work is not wn_t:
+        wn_t.copy_(wn_work)
