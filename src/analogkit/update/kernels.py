@@ -141,7 +141,7 @@ __all__ = [
 ]
 
 #: Element visits (Σ_n firing rows × firing columns) above which the parallel row kernel runs.
-PARALLEL_MIN_WORK = 1 << 17
+PARALLEL_MIN_WORK = 1 << 20
 #: Train bits drawn (Σ samples × (in + out) × BL) above which the trains are drawn in parallel.
 PARALLEL_MIN_BITS = 1 << 18
 #: Constant steps: a column whose mean path over the call keeps MARGIN·σ_total away from its bounds
@@ -721,7 +721,34 @@ if HAVE_NUMBA:
                 rv = rowval[n, i]
                 rs = rowsgn[n, i]
                 na = nact[n]
-                dense = mode == _STOCHASTIC and 4 * na >= n_in
+                # (one-slot trains of a multiplicative affine step: count 1 exactly where row and column
+                # fire, so the column list is cheaper than a pass over the row)
+                dense = mode == _STOCHASTIC and 4 * na >= n_in and not (mult_exact and b == 1)
+                ser = False  # this dense sample in the series law (else pulse by pulse)
+                # -- one-slot trains, pulse by pulse: every firing column of a firing row coincides
+                #    once, so the sample is one pass over its column list (parameters from the packed
+                #    copy, one cache line per element; the direction picks the field, no branch) ------
+                if mode == _STOCHASTIC and b == 1 and not dense and per_pulse and has_slope and (mult or n_is_a):
+                    if sigma > 0.0:
+                        row_normals(zall[:na], base + np.uint64(ctr) * _GOLDEN)
+                        ctr += na
+                    for k in range(na):
+                        j = colidx[n, k]
+                        dn = 0 if rs != colsgn[n, j] else 1  # 0: up
+                        sg = 1.0 - 2.0 * dn
+                        av = pk[i, j, dn]
+                        wv = w[i, j]
+                        mstep = sg * (av + pk[i, j, 4 + dn] * (wv + (pk[i, j, 6] if has_ref else 0.0)))
+                        std = sigma * abs(mstep if mult else av)
+                        zt = zall[k] if sigma > 0.0 else 0.0
+                        w[i, j] = min(max(wv + mstep + std * zt, pk[i, j, 2]), pk[i, j, 3])
+                        if track and not touched[j]:
+                            touched[j] = True
+                            tlist[n_t] = j
+                            n_t += 1
+                    pulses += na
+                    cmax = max(cmax, 1 if na > 0 else 0)
+                    continue
                 # -- counts ------------------------------------------------------------------
                 if dense:
                     row_dense = True
@@ -733,6 +760,7 @@ if HAVE_NUMBA:
                         for j in range(n_in):
                             cnt[j] += _popcount(rb & colbits[n, wd, j])
                     n_list = n_in
+                    ser = mult_exact
                 else:
                     n_list = 0
                     for k in range(na):
@@ -788,7 +816,7 @@ if HAVE_NUMBA:
                             cmax = max(cmax, c)
                     continue
                 # -- affine steps, closed form, whole row at once -------------------------------
-                if vaff and dense and mult_exact:
+                if ser:
                     if not row_prep:
                         _series_prep(i, a_up, a_dn, b_up, b_dn, sigma, ser_prep)
                         row_prep = True
@@ -805,7 +833,7 @@ if HAVE_NUMBA:
                     if track:  # (touched marks serve the write noise only)
                         for j in range(n_in):
                             touched[j] = touched[j] | (cnt[j] > 0)
-                elif vaff and dense:
+                elif vaff and dense and not mult_exact:
                     if row_small_x < 0:  # once per row: is x = σ²slope²/(1+slope)² <= 1e-6 everywhere?
                         bmax = 0.0
                         for j in range(n_in):
@@ -828,7 +856,7 @@ if HAVE_NUMBA:
                         cmax = max(cmax, c)
                         touched[j] = touched[j] | (c > 0)
                         n_unsafe += rej[j] if add_exact else 0
-                if vaff and dense:
+                if (vaff and dense and not mult_exact) or ser:
                     if n_unsafe == 0:
                         continue
                     # near a bound (or outside the series' tolerance): pulse by pulse, element by
