@@ -94,6 +94,25 @@ def test_row_subset_and_the_compound_entry_point():
     _assert_same_law(ref, ker, "rows")
 
 
+@pytest.mark.parametrize("name", ["soft_bounds", "linear_step_additive", "soft_bounds_write_noise"])
+def test_column_subset(name):
+    """Counts on some columns only (a Tiki-Taka transfer): other columns keep their weights exactly,
+    the given ones follow pulse_n's law (write noise included)."""
+    dev = DEVICES[name]
+    state0, counts = _problem(dev)
+    cols = torch.tensor([7, 2, 5])
+    sub = counts.index_select(1, cols)
+    full = torch.zeros_like(counts)
+    full.index_copy_(1, cols, sub)
+    ref, ref_wn = _repeat(lambda st, g: dev.pulse_n(st, full, g, method="loop"), state0, REPS, 5)
+    ker, ker_wn = _repeat(lambda st, g: apply_counts_(dev, st, sub, g, index=cols, columns=True), state0, REPS, 6)
+    others = torch.tensor([c for c in range(10) if c not in (7, 2, 5)])
+    assert torch.equal(ker[:, :, others], state0.w.double()[:, others].expand(REPS, -1, -1))
+    _assert_same_law(ref, ker, "columns")
+    if ref_wn is not None:
+        _assert_same_law(ref_wn, ker_wn, "columns write noise")
+
+
 def test_reproducible_from_the_generator():
     dev = DEVICES["soft_bounds_write_noise"]
     state0, counts = _problem(dev)

@@ -321,12 +321,22 @@ def apply_counts_(device: Any, state: Any, counts: Tensor, generator: torch.Gene
     matrix if not ``columns``); all other elements get no pulse. Exactly as
     ``device.pulse_n(state, counts, generator, method="auto")``: the n-pulse closed form where it is
     exact, pulse by pulse otherwise (``pulse_application="closed_form"``: the device's closed form
-    wherever it has one). Where the fused numba kernel covers the device the
+    wherever it has one). Affine-step and ideal devices on the CPU (exact application) go through
+    :func:`analogkit.update.kernels.kernel_apply_counts_`: one pass per row over the row or the
+    given vectors. Where only the exp-/pow-/piecewise-step kernel covers the device the
     counts are written through it: each non-zero column j (or row, whichever are fewer) becomes one
     sample of a ``deterministic_implicit`` update with BL = K = max|counts|, x = e_j,
     d = −counts[:, j]/K and lr = K·dw_min, so both scales are 1 and the count is
     round(K·1·|c|/K) = |c| (see :mod:`analogkit.update.trains`). Compounds apply counts their own way.
     """
+    if (pulse_application == "exact" and not isinstance(device, Compound)
+            and _kernel_counts_ok(device, state, pulse_application) and _kernels.kernel_supported(device, state)):
+        # affine-step and ideal devices: one kernel pass per row, over the whole row or the given vectors
+        if index is not None:
+            index = index_tensor(index, counts.device)
+        rows, cols = (None, index) if columns else (index, None)
+        _kernels.kernel_apply_counts_(device, state, counts, rows, generator, cols=cols)
+        return
     if index is not None and not isinstance(device, Compound) and pulse_application == "exact":
         k_max = int(counts.abs().max()) if counts.numel() else 0
         if k_max == 0:
@@ -336,10 +346,6 @@ def apply_counts_(device: Any, state: Any, counts: Tensor, generator: torch.Gene
             return
     if index is not None:
         index = index_tensor(index, counts.device)
-    if (pulse_application == "exact" and (index is None or not columns) and not isinstance(device, Compound)
-            and _kernel_counts_ok(device, state, pulse_application) and _kernels.kernel_supported(device, state)):
-        _kernels.kernel_apply_counts_(device, state, counts, index, generator)  # whole rows: one pass per row
-        return
     if isinstance(device, Compound) or not _kernel_counts_ok(device, state, pulse_application):
         if index is not None:
             counts = _scatter_counts(counts, index, columns, tuple(state.w.shape))

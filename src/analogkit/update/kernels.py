@@ -1106,19 +1106,21 @@ if HAVE_NUMBA:
 
     @njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
     def _counts_block(
-        t0, t1, rows, counts, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
+        t0, t1, rows, cols, counts, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
         n_is_a, has_slope, has_ref, mult, sigma, mult_exact, wn_scale, seed, row_pulses, row_max,
     ):
-        """Given counts, rows rows[t0..t1 − 1]: |counts[t, j]| pulses in direction sign(counts[t, j]) on
-        w[rows[t], j], each element on its own (as ``pulse_n``). Affine steps with multiplicative
-        noise: the series law in one vectorised pass per row, unsafe elements pulse by pulse; other
-        devices pulse by pulse, with the row's Gaussians drawn in one go. Then the write noise of
-        every pulsed element is redrawn."""
+        """Given counts on rows rows[t0..t1 − 1] (row t of ``counts``), on all columns, or on the
+        columns ``cols`` only (column m of ``counts``; empty: all): |count| pulses in direction
+        sign(count) per element, each element on its own (as ``pulse_n``). Whole rows of affine steps
+        with multiplicative noise: the series law in one vectorised pass, unsafe elements pulse by
+        pulse; everything else pulse by pulse, with the row's Gaussians drawn in one go. Then the
+        write noise of every pulsed element is redrawn."""
         n_in = w.shape[1]
+        some = cols.shape[0] > 0
         track = wn_scale > 0.0
         cnt = np.zeros(n_in, np.int64)
         updir = np.zeros((1, n_in), np.int8)  # 1: up (read as rs = 0 != updir)
-        n_ser = n_in if mult_exact else 1
+        n_ser = n_in if (mult_exact and not some) else 1
         zser = np.zeros(2 * n_ser, np.float32)
         prep = np.zeros((2, 7, n_ser), np.float32)
         rej = np.zeros((n_in + 7) // 8 * 8, np.bool_)
@@ -1132,41 +1134,53 @@ if HAVE_NUMBA:
             ctr = 0
             pulses = 0
             cmax = 0
-            for j in range(n_in):
-                c = counts[t, j]
-                cnt[j] = abs(c)
-                updir[0, j] = 1 if c > 0 else 0
-                pulses += abs(c)
-                cmax = max(cmax, abs(c))
+            n_pul = 0
+            if some:  # the given columns, pulse by pulse
+                for m in range(cols.shape[0]):
+                    j = cols[m]
+                    c = counts[t, m]
+                    cnt[j] = abs(c)
+                    updir[0, j] = 1 if c > 0 else 0
+                    pulses += abs(c)
+                    cmax = max(cmax, abs(c))
+                    lst[n_pul] = j
+                    n_pul += 1 if c != 0 else 0
+            else:
+                for j in range(n_in):
+                    c = counts[t, j]
+                    cnt[j] = abs(c)
+                    updir[0, j] = 1 if c > 0 else 0
+                    pulses += abs(c)
+                    cmax = max(cmax, abs(c))
             row_pulses[t] = pulses
             row_max[t] = cmax
             if pulses == 0:
                 continue
-            if mult_exact:
-                _series_prep(i, a_up, a_dn, b_up, b_dn, sigma, prep)
-                row_normals(zser, base + np.uint64(ctr) * _GOLDEN)
-                ctr += 2 * n_in
-                if has_ref:
-                    _series_row(i, 0, np.int8(0), cnt, updir, w, ref, w_min, w_max, zser, rej, True, sigma, prep)
+            if not some:
+                if mult_exact:
+                    _series_prep(i, a_up, a_dn, b_up, b_dn, sigma, prep)
+                    row_normals(zser, base + np.uint64(ctr) * _GOLDEN)
+                    ctr += 2 * n_in
+                    if has_ref:
+                        _series_row(i, 0, np.int8(0), cnt, updir, w, ref, w_min, w_max, zser, rej, True, sigma, prep)
+                    else:
+                        _series_row(i, 0, np.int8(0), cnt, updir, w, ref, w_min, w_max, zser, rej, False, sigma, prep)
                 else:
-                    _series_row(i, 0, np.int8(0), cnt, updir, w, ref, w_min, w_max, zser, rej, False, sigma, prep)
-            else:
-                for j in range(n_in):
-                    rej[j] = cnt[j] > 0
-            # pulse by pulse: the marked elements, with their Gaussians drawn in one go
-            n_pul = 0
+                    for j in range(n_in):
+                        rej[j] = cnt[j] > 0
+                # pulse by pulse: the marked elements
+                for q in range(rej8.shape[0]):
+                    if rej8[q] == 0:
+                        continue
+                    for j in range(8 * q, min(8 * q + 8, n_in)):
+                        lst[n_pul] = j
+                        n_pul += rej[j]
             n_z = 0
-            for q in range(rej8.shape[0]):
-                if rej8[q] == 0:
-                    continue
-                for j in range(8 * q, min(8 * q + 8, n_in)):
-                    lst[n_pul] = j
-                    n_pul += rej[j]
             for k in range(n_pul):
                 n_z += cnt[lst[k]]
             if n_z > zall.shape[0]:
                 zall = np.zeros(n_z, np.float32)
-            if sigma > 0.0:
+            if sigma > 0.0:  # the Gaussians of all pulses in one go
                 row_normals(zall[:n_z], base + np.uint64(ctr) * _GOLDEN)
                 ctr += n_z
             k = 0
@@ -1189,11 +1203,17 @@ if HAVE_NUMBA:
                     k += 1
                 w[i, j] = wv
             if track:
-                for j in range(n_in):
-                    if cnt[j] > 0:
+                if some:
+                    for m in range(n_pul):
                         z, slow = gauss_scalar(base, ctr, slow)
                         ctr += 1
-                        wn[i, j] = wn_scale * z
+                        wn[i, lst[m]] = wn_scale * z
+                else:
+                    for j in range(n_in):
+                        if cnt[j] > 0:
+                            z, slow = gauss_scalar(base, ctr, slow)
+                            ctr += 1
+                            wn[i, j] = wn_scale * z
 
     @njit(cache=True, error_model="numpy", nogil=True)
     def _count_block(i0, i1, mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval,
@@ -1616,15 +1636,20 @@ def kernel_split_counts(
 
 def kernel_apply_counts_(
     device: Device, state: DeviceState, counts: torch.Tensor, rows: torch.Tensor | None, generator: torch.Generator,
+    cols: torch.Tensor | None = None,
 ) -> None:
     """|counts| pulses in direction sign(counts) per element, in place, every element on its own (as
-    ``device.pulse_n(..., method="auto")``, exact): ``counts`` (k, in) integer for the rows ``rows``
-    (int64, k distinct rows; None: all rows, k = out). One seed from ``generator``; the multiplicative
-    affine steps take the series law (module docstring), the others are pulsed one by one."""
+    ``device.pulse_n(..., method="auto")``, exact). ``counts``: (k, in) integer for the rows ``rows``
+    (k distinct rows; None: all rows, k = out), or (out, k) for the columns ``cols`` (k distinct
+    columns, all rows; then ``rows`` must be None). One seed from ``generator``; whole rows of
+    multiplicative affine steps take the series law (module docstring), the rest is pulsed one by one."""
+    if rows is not None and cols is not None:
+        raise ValueError("kernel_apply_counts_: give rows or cols, not both")
     params = kernel_params(device, state)
     dtype = state.w.dtype
     out, n_in = state.w.shape
     rows_np = np.arange(out, dtype=np.int64) if rows is None else rows.to(torch.int64).cpu().numpy()
+    cols_np = np.zeros(0, np.int64) if cols is None else cols.to(torch.int64).cpu().numpy()
     counts_np = counts.to(torch.int32).contiguous().cpu().numpy()
     w_t = state.w
     w_work = w_t if w_t.is_contiguous() else w_t.contiguous()
@@ -1636,10 +1661,10 @@ def kernel_apply_counts_(
     k = rows_np.shape[0]
     row_pulses = np.zeros(k, np.int64)
     row_max = np.zeros(k, np.int64)
-    work = int(np.count_nonzero(counts_np))
-    parallel = work * n_in >= PARALLEL_MIN_WORK * 16 and _threads() > 1
+    work = int(np.count_nonzero(counts_np)) * (1 if cols is not None else 16)
+    parallel = work >= PARALLEL_MIN_WORK and _threads() > 1
     _split(_counts_block, k, (4 * _threads()) if parallel else 1, (
-        rows_np, counts_np, w_work.detach().numpy(), _np(params.a_up, dtype), _np(params.b_up, dtype),
+        rows_np, cols_np, counts_np, w_work.detach().numpy(), _np(params.a_up, dtype), _np(params.b_up, dtype),
         _np(params.a_dn, dtype), _np(params.b_dn, dtype), _np(params.n_up, dtype), _np(params.n_dn, dtype),
         _np(params.ref, dtype), _np(state.w_min, dtype), _np(state.w_max, dtype),
         _np(None, dtype) if wn_work is None else wn_work.detach().numpy(),
