@@ -25,7 +25,8 @@ DEVICES = {
     "soft_bounds_write_noise": D.SoftBoundsDevice(write_noise_std=1.0),
     "linear_step_additive": D.LinearStepDevice(gamma_up=0.3, gamma_down=0.2, mult_noise=False),  # per pulse
     "soft_bounds_reference": D.SoftBoundsReferenceDevice(reference_std=0.05),
-    "constant_step": D.ConstantStepDevice(dw_min_std=0.6),
+    "constant_step": D.ConstantStepDevice(dw_min=0.002),  # n-pulse sum in one draw away from the bounds
+    "constant_step_wide_noise": D.ConstantStepDevice(dw_min_std=0.6),  # pulse by pulse
     "ideal_bounded": D.IdealDevice(bounded=True, w_max=0.004, w_min=-0.004),
 }
 

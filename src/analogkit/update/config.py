@@ -44,11 +44,13 @@ class UpdateConfig(ConfigBase):
     * ``um_grad_scale`` (1.0): that ratio (> 0).
     * ``x_res_implicit``, ``d_res_implicit`` (0): bin width of the quantised probabilities of
       ``"deterministic_implicit"`` (in [0, 1]; 0 = 1/BL_n, i.e. BL_n levels).
-    * ``pulse_application`` (``"exact"``): ``"exact"`` applies every sample's pulses as the
-      device's ``pulse_n(method="auto")`` does (one after another, or the n-pulse closed form
-      where the device declares it exact); ``"closed_form"`` always uses the device's
-      moment-matched n-pulse closed form per sample (an approximation for state-dependent steps
-      with cycle-to-cycle noise; faster).
+    * ``pulse_application`` (``"exact"``): ``"exact"`` gives every sample's pulses the law of
+      applying them one after another with the device's rule (the reference back-end does so; the
+      CPU kernel draws a sample's pulses in one go where that law is reached exactly in
+      distribution, or to within float32 resolution for multiplicative noise, see
+      :mod:`analogkit.update.kernels`); ``"closed_form"`` always uses the device's moment-matched
+      n-pulse closed form per sample (an approximation for state-dependent steps with
+      cycle-to-cycle noise).
     * ``backend`` (``"auto"``): ``"numba"`` (fused CPU kernels; affine-step devices and the ideal
       device, exp-step, pow-step and piecewise-step devices), ``"torch"`` (reference, any device,
       CPU or CUDA) or ``"auto"`` (numba where it applies, torch otherwise).

@@ -36,7 +36,8 @@ What is exact (``pulse_application="exact"``):
 * pulse by pulse wherever the device's own ``pulse_n(method="auto")`` would loop (affine steps with
   multiplicative c2c noise in sparse samples; constant steps with σ > 0.32); the row's coinciding
   columns of a sample are sorted by count so that pulse k is one vectorised pass over a prefix, in
-  the state's precision, with its Gaussians drawn in one go;
+  the state's precision, with its Gaussians drawn in one go. A sample with one-slot trains (BL = 1)
+  has count 1 exactly where its row and column fire: one pass over its column list;
 * the **series law** for affine steps with *multiplicative* c2c noise (soft bounds, linear steps,
   the ECRAM presets), dense samples. With m(w) = s·(w − w*) the signed mean step (s = d·b_d), a
   pulse multiplies m by f = 1 + s(1 + ση) (η ~ N(0, 1); the sign of m never changes while f > 0),
@@ -77,6 +78,10 @@ What is exact (``pulse_application="exact"``):
   element's samples are replayed one by one. Per-sample clipping could only have acted if the
   running sum of the noise strayed MARGIN·σ_total from 0; by Lévy's inequality that has probability
   <= 4·Φ(−MARGIN) = 2.5·10⁻¹⁵ per element and call (total-variation distance to the per-sample law).
+
+Given counts per element (:func:`kernel_apply_counts_`, the transfers of the compounds): every
+element on its own, one pass per row; whole rows of multiplicative affine steps in the series law
+above, everything else pulse by pulse.
 
 ``pulse_application="closed_form"`` applies the closed form to every element and sample (an
 approximation for state-dependent steps with noise: exact mean and variance, Gaussian shape,
@@ -1107,20 +1112,22 @@ if HAVE_NUMBA:
     @njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
     def _counts_block(
         t0, t1, rows, cols, counts, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
-        n_is_a, has_slope, has_ref, mult, sigma, mult_exact, wn_scale, seed, row_pulses, row_max,
+        n_is_a, has_slope, has_ref, mult, sigma, mult_exact, const_exact, wn_scale, seed, row_pulses, row_max,
     ):
         """Given counts on rows rows[t0..t1 − 1] (row t of ``counts``), on all columns, or on the
         columns ``cols`` only (column m of ``counts``; empty: all): |count| pulses in direction
         sign(count) per element, each element on its own (as ``pulse_n``). Whole rows of affine steps
-        with multiplicative noise: the series law in one vectorised pass, unsafe elements pulse by
-        pulse; everything else pulse by pulse, with the row's Gaussians drawn in one go. Then the
-        write noise of every pulsed element is redrawn."""
+        with multiplicative noise: the series law in one vectorised pass; constant steps whose n-pulse
+        sum is exact (``const_exact``): w + d·c·a + σ·|a or n|·√c·ξ where the mean path keeps
+        MARGIN standard deviations inside the bounds (module docstring); unsafe elements, and
+        everything else, pulse by pulse, with the row's Gaussians drawn in one go. Then the write
+        noise of every pulsed element is redrawn."""
         n_in = w.shape[1]
         some = cols.shape[0] > 0
         track = wn_scale > 0.0
         cnt = np.zeros(n_in, np.int64)
         updir = np.zeros((1, n_in), np.int8)  # 1: up (read as rs = 0 != updir)
-        n_ser = n_in if (mult_exact and not some) else 1
+        n_ser = n_in if ((mult_exact or const_exact) and not some) else 1
         zser = np.zeros(2 * n_ser, np.float32)
         prep = np.zeros((2, 7, n_ser), np.float32)
         rej = np.zeros((n_in + 7) // 8 * 8, np.bool_)
@@ -1165,6 +1172,26 @@ if HAVE_NUMBA:
                         _series_row(i, 0, np.int8(0), cnt, updir, w, ref, w_min, w_max, zser, rej, True, sigma, prep)
                     else:
                         _series_row(i, 0, np.int8(0), cnt, updir, w, ref, w_min, w_max, zser, rej, False, sigma, prep)
+                elif const_exact:
+                    if sigma > 0.0:
+                        row_normals(zser[:n_in], base + np.uint64(ctr) * _GOLDEN)
+                        ctr += n_in
+                    for j in range(n_in):
+                        cf = float(cnt[j])
+                        up = updir[0, j] != 0
+                        av = a_up[i, j] if up else a_dn[i, j]
+                        sc = abs(av) if (mult or n_is_a) else abs(n_up[i, j] if up else n_dn[i, j])
+                        sd = sigma * sc * math.sqrt(cf)
+                        mean = cf * av if up else -cf * av
+                        w0 = w[i, j]
+                        lo = w_min[i, j]
+                        hi = w_max[i, j]
+                        ok = (w0 + min(mean, 0.0) - MARGIN * sd >= lo) & (w0 + max(mean, 0.0) + MARGIN * sd <= hi)
+                        live = cf > 0.0
+                        keep = live & ok
+                        z = zser[j] if sigma > 0.0 else 0.0
+                        w[i, j] = min(max(w0 + mean + sd * z, lo), hi) if keep else w0
+                        rej[j] = live != keep
                 else:
                     for j in range(n_in):
                         rej[j] = cnt[j] > 0
@@ -1642,12 +1669,13 @@ def kernel_apply_counts_(
     ``device.pulse_n(..., method="auto")``, exact). ``counts``: (k, in) integer for the rows ``rows``
     (k distinct rows; None: all rows, k = out), or (out, k) for the columns ``cols`` (k distinct
     columns, all rows; then ``rows`` must be None). One seed from ``generator``; whole rows of
-    multiplicative affine steps take the series law (module docstring), the rest is pulsed one by one."""
+    multiplicative affine steps take the series law, constant steps their exact n-pulse sum away
+    from the bounds (module docstring), the rest is pulsed one by one."""
     if rows is not None and cols is not None:
         raise ValueError("kernel_apply_counts_: give rows or cols, not both")
     params = kernel_params(device, state)
     dtype = state.w.dtype
-    out, n_in = state.w.shape
+    out = state.w.shape[0]
     rows_np = np.arange(out, dtype=np.int64) if rows is None else rows.to(torch.int64).cpu().numpy()
     cols_np = np.zeros(0, np.int64) if cols is None else cols.to(torch.int64).cpu().numpy()
     counts_np = counts.to(torch.int32).contiguous().cpu().numpy()
@@ -1658,6 +1686,7 @@ def kernel_apply_counts_(
     wn_work = None if wn_t is None else (wn_t if wn_t.is_contiguous() else wn_t.contiguous())
     has_slope = params.b_up is not None
     mult_exact = has_slope and bool(params.mult) and params.sigma > 0
+    const_exact = not has_slope and bool(params.const_closed)  # (the device's own closed-form rule)
     k = rows_np.shape[0]
     row_pulses = np.zeros(k, np.int64)
     row_max = np.zeros(k, np.int64)
@@ -1669,7 +1698,8 @@ def kernel_apply_counts_(
         _np(params.ref, dtype), _np(state.w_min, dtype), _np(state.w_max, dtype),
         _np(None, dtype) if wn_work is None else wn_work.detach().numpy(),
         params.n_up is params.a_up and params.n_dn is params.a_dn, has_slope, params.ref is not None,
-        bool(params.mult), float(params.sigma), mult_exact, wn_scale, np.uint64(_seed(generator)), row_pulses, row_max,
+        bool(params.mult), float(params.sigma), mult_exact, const_exact, wn_scale, np.uint64(_seed(generator)),
+        row_pulses, row_max,
     ))
     if w_work is not w_t:
         w_t.copy_(w_work)
