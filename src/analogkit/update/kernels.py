@@ -50,9 +50,10 @@ What is exact (``pulse_application="exact"``):
   WH_W1·ε²/2 + √15/3·ε³√c + 3/4·c·ε⁴ (the χ² approximation, W1 <= 0.021 for every k by quadrature;
   the third-order remainder ε³/3·Ση³ by its standard deviation; the fourth-order mean); an element
   and count where that exceeds SERIES_TOL = 2⁻²⁴ (the float32 resolution of w − w*, which is what S
-  scales), or |s| > 0.1, or |S| > 1/2, is pulsed one by one. The step is computed in float32 with
-  Taylor polynomials of log(1 + s)/s and (e^S − 1)/S (errors below 10⁻⁸). Clipping: pulse-by-pulse
-  clipping could only have acted where the path left [w_min, w_max]. Ahead, the path cannot pass w*
+  scales), or |s| > 0.1, or |S| > 1/2, or c·|s|(9.5σ ± 1) >= 1, is pulsed one by one. The step is
+  computed in float32 with Taylor polynomials of log(1 + s)/s and (e^S − 1)/S (remainders below
+  10⁻¹⁰ and 1.2·10⁻⁸). Clipping: pulse-by-pulse clipping could only have acted where the path left
+  [w_min, w_max]. Ahead, the path cannot pass w*
   (f > 0 unless |η| > SERIES_ZMAX = 9.5, probability < 3·10⁻¹⁹ per train), so where w* lies on or
   inside the bound ahead (soft bounds) nothing is needed; elsewhere the element must be
   (c + √(2·CLIP_LOG)·σ√c)·M inside it, M >= max_k |m_k| (|m_k| <= |m₀|·(1 + |s|(9.5σ ± 1))^c, + if
