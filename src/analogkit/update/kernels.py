@@ -576,10 +576,12 @@ if HAVE_NUMBA:
         the module docstring (float32, branch-free over the columns, so that it vectorises). Elements
         where that law is not within SERIES_TOL, or where per-pulse clipping could have acted, keep
         their weight and are marked ``unsafe`` for the caller to pulse one by one. ``zbuf``: 2·n_in
-        normals; ``prep``: :func:`_series_prep` of row i. Returns the pulses, the largest count and the
-        number of unsafe elements. Square roots and divisions by c are computed,
-        not looked up, and the direction's parameters are selected arithmetically: an indexed load,
-        or a select of two loads (which LLVM turns into a select of addresses), becomes a gather."""
+        normals; ``prep``: :func:`_series_prep` of row i; ``has_ref`` a literal at the call (a runtime
+        flag leaves a gather of ``ref`` in the loop). Returns the pulses, the largest count and the
+        number of unsafe elements. Square roots and divisions by c are computed, not looked up, and
+        the direction's parameters are selected arithmetically: an indexed load, or a select of two
+        loads (which LLVM turns into a select of addresses), becomes a gather (measured 2.5 vs 1.5 ns
+        per element)."""
         n_in = w.shape[1]
         n_pulses = 0
         c_max = 0
