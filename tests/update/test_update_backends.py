@@ -132,3 +132,30 @@ def test_additive_noise_closed_form_falls_back_to_pulses_at_the_bounds(start):
         cfg = UpdateConfig(backend=backend)
         results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)[0]
     _compare((results["torch"] - state0.w).double(), (results["numba"] - state0.w).double(), f"additive/{start}")
+
+
+ONE_SLOT = {
+    "soft_bounds": DEVICES["soft_bounds"],  # multiplicative noise: the one-pass column list
+    "reference_mult": D.SoftBoundsReferenceDevice(reference_std=0.05, mult_noise=True),  # the same, reading r
+    "linear_step_additive": DEVICES["linear_step_additive"],  # additive noise: per-element path
+}
+
+
+@pytest.mark.parametrize("name", list(ONE_SLOT))
+def test_one_slot_trains_agree(name):
+    """Trains of one slot (BL = 1, the c-TTv2/AGAD regime): the kernel applies one pulse to each firing
+    column of each firing row in one pass over the column list; same law as the reference per
+    element (5 standard errors). Most elements get a pulse in some of the repeats."""
+    dev = ONE_SLOT[name]
+    gen = torch.Generator().manual_seed(11)
+    state0 = dev.build_state((12, 40), gen)
+    x = torch.randn(6, 40, generator=gen)
+    d = 0.05 * torch.randn(6, 12, generator=gen)
+    cfg_kw = {"desired_bl": 1}
+    results = {}
+    for backend in ("torch", "numba"):
+        cfg = UpdateConfig(backend=backend, **cfg_kw)
+        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)[0]
+    dwt, dwk = (results["torch"] - state0.w).double(), (results["numba"] - state0.w).double()
+    assert (dwk != 0).any(0).float().mean() > 0.8
+    _compare(dwt, dwk, f"{name}/one-slot")
