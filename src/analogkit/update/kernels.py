@@ -639,6 +639,52 @@ if HAVE_NUMBA:
             c_max = max(c_max, c)
         return n_pulses, c_max, n_unsafe
 
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _marked(rej, rej8, n_in, lst):
+        """The positions j < n_in with rej[j] into lst (eight flags per word of rej8: clear words are
+        skipped); returns how many."""
+        n_pul = 0
+        for q in range(rej8.shape[0]):
+            if rej8[q] == 0:
+                continue
+            for j in range(8 * q, min(8 * q + 8, n_in)):
+                lst[n_pul] = j
+                n_pul += rej[j]
+        return n_pul
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _pulse_listed(i, n, rs, colsgn, lst, n_pul, cnt, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
+                      n_is_a, has_slope, has_ref, mult, sigma, zall, base, ctr):
+        """Elements (i, lst[t]), t < n_pul, each with cnt[j] pulses in direction up = rs != colsgn[n, j],
+        one after another with the per-pulse rule (module docstring); their Gaussians drawn in one
+        go from the row stream at ``ctr``. Returns the advanced ``ctr``."""
+        n_z = 0
+        for t in range(n_pul):
+            n_z += cnt[lst[t]]
+        if sigma > 0.0:
+            row_normals(zall[:n_z], base + np.uint64(ctr) * _GOLDEN)
+            ctr += n_z
+        k = 0
+        for t in range(n_pul):
+            j = lst[t]
+            c = cnt[j]
+            up = rs != colsgn[n, j]
+            sg = 1.0 if up else -1.0
+            av = a_up[i, j] if up else a_dn[i, j]
+            bv = (b_up[i, j] if up else b_dn[i, j]) if has_slope else 0.0
+            add_std = sigma * abs(av if n_is_a else (n_up[i, j] if up else n_dn[i, j]))
+            rr = ref[i, j] if has_ref else 0.0
+            lo = w_min[i, j]
+            hi = w_max[i, j]
+            wv = w[i, j]
+            for _ in range(c):
+                mstep = sg * (av + bv * (wv + rr))
+                zk = zall[k] if sigma > 0.0 else 0.0
+                wv = min(max(wv + mstep + (sigma * abs(mstep) if mult else add_std) * zk, lo), hi)
+                k += 1
+            w[i, j] = wv
+        return ctr
+
     @njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
     def _row_block(
         i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
@@ -869,36 +915,9 @@ if HAVE_NUMBA:
                         continue
                     # near a bound (or outside the series' tolerance): pulse by pulse, element by
                     # element, with the Gaussians drawn in one go
-                    n_pul = 0
-                    for q in range(rej8.shape[0]):
-                        if rej8[q] == 0:
-                            continue
-                        for j in range(8 * q, min(8 * q + 8, n_in)):
-                            lst[n_pul] = j
-                            n_pul += rej[j]
-                    n_z = 0
-                    for t in range(n_pul):
-                        n_z += cnt[lst[t]]
-                    row_normals(zall[:n_z], base + np.uint64(ctr) * _GOLDEN)
-                    ctr += n_z
-                    k = 0
-                    for t in range(n_pul):
-                        j = lst[t]
-                        c = cnt[j]
-                        up = rs != colsgn[n, j]
-                        sg = 1.0 if up else -1.0
-                        av = a_up[i, j] if up else a_dn[i, j]
-                        bv = b_up[i, j] if up else b_dn[i, j]
-                        add_std = sigma * abs(av if n_is_a else (n_up[i, j] if up else n_dn[i, j]))
-                        rr = ref[i, j] if has_ref else 0.0
-                        lo = w_min[i, j]
-                        hi = w_max[i, j]
-                        wv = w[i, j]
-                        for _ in range(c):
-                            mstep = sg * (av + bv * (wv + rr))
-                            wv = min(max(wv + mstep + (sigma * abs(mstep) if mult else add_std) * zall[k], lo), hi)
-                            k += 1
-                        w[i, j] = wv
+                    n_pul = _marked(rej, rej8, n_in, lst)
+                    ctr = _pulse_listed(i, n, rs, colsgn, lst, n_pul, cnt, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref,
+                                        w_min, w_max, n_is_a, has_slope, has_ref, mult, sigma, zall, base, ctr)
                     continue
                 # -- pulse by pulse, one row and sample: the candidate columns (all of them for a
                 #    dense sample, column lst[t] at position t otherwise) sorted by count cnt[t]
@@ -1198,40 +1217,14 @@ if HAVE_NUMBA:
                 else:
                     for j in range(n_in):
                         rej[j] = cnt[j] > 0
-                # pulse by pulse: the marked elements
-                for q in range(rej8.shape[0]):
-                    if rej8[q] == 0:
-                        continue
-                    for j in range(8 * q, min(8 * q + 8, n_in)):
-                        lst[n_pul] = j
-                        n_pul += rej[j]
+                n_pul = _marked(rej, rej8, n_in, lst)  # pulse by pulse: the marked elements
             n_z = 0
-            for k in range(n_pul):
-                n_z += cnt[lst[k]]
+            for m in range(n_pul):
+                n_z += cnt[lst[m]]
             if n_z > zall.shape[0]:
                 zall = np.zeros(n_z, np.float32)
-            if sigma > 0.0:  # the Gaussians of all pulses in one go
-                row_normals(zall[:n_z], base + np.uint64(ctr) * _GOLDEN)
-                ctr += n_z
-            k = 0
-            for m in range(n_pul):
-                j = lst[m]
-                c = cnt[j]
-                up = updir[0, j] != 0
-                sg = 1.0 if up else -1.0
-                av = a_up[i, j] if up else a_dn[i, j]
-                bv = (b_up[i, j] if up else b_dn[i, j]) if has_slope else 0.0
-                add_std = sigma * abs(av if n_is_a else (n_up[i, j] if up else n_dn[i, j]))
-                rr = ref[i, j] if has_ref else 0.0
-                lo = w_min[i, j]
-                hi = w_max[i, j]
-                wv = w[i, j]
-                for _ in range(c):
-                    mstep = sg * (av + bv * (wv + rr))
-                    zk = zall[k] if sigma > 0.0 else 0.0
-                    wv = min(max(wv + mstep + (sigma * abs(mstep) if mult else add_std) * zk, lo), hi)
-                    k += 1
-                w[i, j] = wv
+            ctr = _pulse_listed(i, 0, np.int8(0), updir, lst, n_pul, cnt, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref,
+                                w_min, w_max, n_is_a, has_slope, has_ref, mult, sigma, zall, base, ctr)
             if track:
                 if some:
                     for m in range(n_pul):
