@@ -78,40 +78,30 @@ def test_kernel_counts_agree_with_pulse_n(name):
         _assert_same_law(ref_wn, ker_wn, f"{name} write noise")
 
 
-def test_row_subset_and_the_compound_entry_point():
-    """Counts for some rows only (a mixed-precision transfer of selected rows): the other rows keep
-    their weights exactly, the selected ones follow pulse_n's law; ``apply_counts_`` routes whole
-    rows through the kernel."""
-    dev = DEVICES["soft_bounds"]
-    state0, counts = _problem(dev)
-    rows = torch.tensor([4, 1, 3])
-    sub = counts.index_select(0, rows)
-    full = torch.zeros_like(counts)
-    full.index_copy_(0, rows, sub)
-    ref, _ = _repeat(lambda st, g: dev.pulse_n(st, full, g, method="loop"), state0, REPS, 3)
-    ker, _ = _repeat(lambda st, g: apply_counts_(dev, st, sub, g, index=rows, columns=False), state0, REPS, 4)
-    others = torch.tensor([0, 2, 5])
-    assert torch.equal(ker[:, others], state0.w.double()[others].expand(REPS, -1, -1))
-    _assert_same_law(ref, ker, "rows")
-
-
-@pytest.mark.parametrize("name", ["soft_bounds", "linear_step_additive", "soft_bounds_write_noise"])
-def test_column_subset(name):
-    """Counts on some columns only (a Tiki-Taka transfer): other columns keep their weights exactly,
-    the given ones follow pulse_n's law (write noise included)."""
+@pytest.mark.parametrize(("columns", "name"), [
+    (False, "soft_bounds"),  # a mixed-precision transfer of selected rows (whole rows, series law)
+    (True, "soft_bounds"),  # a Tiki-Taka transfer of selected columns (pulse by pulse)
+    (True, "linear_step_additive"),
+    (True, "soft_bounds_write_noise"),
+])
+def test_vector_subsets_through_apply_counts(columns, name):
+    """Counts on some rows or columns only, through ``apply_counts_``: the other vectors keep their
+    weights exactly, the given ones follow pulse_n's law (write noise included)."""
     dev = DEVICES[name]
     state0, counts = _problem(dev)
-    cols = torch.tensor([7, 2, 5])
-    sub = counts.index_select(1, cols)
+    dim = 1 if columns else 0
+    index = torch.tensor([4, 1, 3])
+    sub = counts.index_select(dim, index)
     full = torch.zeros_like(counts)
-    full.index_copy_(1, cols, sub)
+    full.index_copy_(dim, index, sub)
     ref, ref_wn = _repeat(lambda st, g: dev.pulse_n(st, full, g, method="loop"), state0, REPS, 5)
-    ker, ker_wn = _repeat(lambda st, g: apply_counts_(dev, st, sub, g, index=cols, columns=True), state0, REPS, 6)
-    others = torch.tensor([c for c in range(10) if c not in (7, 2, 5)])
-    assert torch.equal(ker[:, :, others], state0.w.double()[:, others].expand(REPS, -1, -1))
-    _assert_same_law(ref, ker, "columns")
+    ker, ker_wn = _repeat(lambda st, g: apply_counts_(dev, st, sub, g, index=index, columns=columns), state0, REPS, 6)
+    others = torch.tensor([k for k in range(counts.shape[dim]) if k not in (4, 1, 3)])
+    w0 = state0.w.double().index_select(dim, others)
+    assert torch.equal(ker.index_select(dim + 1, others), w0.expand(REPS, -1, -1))
+    _assert_same_law(ref, ker, f"{name} columns={columns}")
     if ref_wn is not None:
-        _assert_same_law(ref_wn, ker_wn, "columns write noise")
+        _assert_same_law(ref_wn, ker_wn, f"{name} columns={columns} write noise")
 
 
 def test_reproducible_from_the_generator():

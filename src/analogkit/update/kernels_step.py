@@ -699,24 +699,18 @@ def step_kernel_update_(
     threads = _kernels._threads()
     row_ptr, row_smp = ws["row_ptr"], ws["row_smp"]
     n_out = d.shape[1]
-    w_t = state.w
-    w_work = w_t if w_t.is_contiguous() else w_t.contiguous()
-    wn_t = state.extra.get("write_noise")
-    wn_scale = float(device.write_noise_scale) if wn_t is not None else 0.0
-    wn_work = None if wn_t is None else (wn_t if wn_t.is_contiguous() else wn_t.contiguous())
+    written = _kernels._Written.of(device, state)
+    w_np, wn_np = written.arrays(dtype)
     row_pulses, row_max = ws["row_pulses"], ws["row_max"]
     parallel = work >= PARALLEL_MIN_WORK and threads > 1
     to_np = _kernels._np
     _kernels._split(_row_block_step, n_out, (4 * threads) if parallel else 1, (
-        w_work.detach().numpy(), to_np(state.dw_up, dtype), to_np(state.dw_down, dtype),
+        w_np, to_np(state.dw_up, dtype), to_np(state.dw_down, dtype),
         to_np(state.w_min, dtype), to_np(state.w_max, dtype), to_np(params.pe_up, dtype), to_np(params.pe_dn, dtype),
-        np.asarray(params.nodes, dtype=np_dtype), to_np(None, dtype) if wn_work is None else wn_work.detach().numpy(),
-        consts, params.law, wn_scale, int(bl.max()),
+        np.asarray(params.nodes, dtype=np_dtype), wn_np,
+        consts, params.law, written.wn_scale, int(bl.max()),
         mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
         ws["rowval"], row_ptr, row_smp, seed, row_pulses, row_max,
     ))
-    if w_work is not w_t:
-        w_t.copy_(w_work)
-    if wn_work is not None and wn_work is not wn_t:
-        wn_t.copy_(wn_work)
+    written.back()
     return bl.copy(), int(row_pulses.sum()), int(row_max.max()), "parallel" if parallel else "serial"
