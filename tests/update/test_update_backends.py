@@ -138,14 +138,19 @@ ONE_SLOT = {
     "soft_bounds": DEVICES["soft_bounds"],  # multiplicative noise: the one-pass column list
     "reference_mult": D.SoftBoundsReferenceDevice(reference_std=0.05, mult_noise=True),  # the same, reading r
     "linear_step_additive": DEVICES["linear_step_additive"],  # additive noise: per-element path
+    "soft_bounds_write_noise": D.SoftBoundsDevice(write_noise_std=1.0),  # pulsed elements redraw it
 }
 
 
+@pytest.mark.parametrize("one_pass", ["column_list", "masked_row"])
 @pytest.mark.parametrize("name", list(ONE_SLOT))
-def test_one_slot_trains_agree(name):
+def test_one_slot_trains_agree(name, one_pass, monkeypatch):
     """Trains of one slot (BL = 1, the c-TTv2/AGAD regime): the kernel applies one pulse to each firing
-    column of each firing row in one pass over the column list; same law as the reference per
-    element (5 standard errors). Most elements get a pulse in some of the repeats."""
+    column of each firing row, in one pass over the column list or in a masked pass over the row
+    (``ONE_SLOT_MASKED`` picks by the share of firing columns: 0 forces the list, a large value the
+    masked row); either way the same law as the reference per element (5 standard errors). Most
+    elements get a pulse in some of the repeats."""
+    monkeypatch.setattr(kernels, "ONE_SLOT_MASKED", 0 if one_pass == "column_list" else 1 << 20)
     dev = ONE_SLOT[name]
     gen = torch.Generator().manual_seed(11)
     state0 = dev.build_state((12, 40), gen)
@@ -155,7 +160,10 @@ def test_one_slot_trains_agree(name):
     results = {}
     for backend in ("torch", "numba"):
         cfg = UpdateConfig(backend=backend, **cfg_kw)
-        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)[0]
-    dwt, dwk = (results["torch"] - state0.w).double(), (results["numba"] - state0.w).double()
+        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)
+    dwt, dwk = (results["torch"][0] - state0.w).double(), (results["numba"][0] - state0.w).double()
     assert (dwk != 0).any(0).float().mean() > 0.8
     _compare(dwt, dwk, f"{name}/one-slot")
+    if "write_noise" in state0.extra:  # redrawn exactly on the elements that got a pulse
+        wn_k = results["numba"][1]
+        assert torch.equal(wn_k != state0.extra["write_noise"], results["numba"][0] != state0.w)

@@ -37,7 +37,9 @@ What is exact (``pulse_application="exact"``):
   multiplicative c2c noise in sparse samples; constant steps with σ > 0.32); the row's coinciding
   columns of a sample are sorted by count so that pulse k is one vectorised pass over a prefix, in
   the state's precision, with its Gaussians drawn in one go. A sample with one-slot trains (BL = 1)
-  has count 1 exactly where its row and column fire: one pass over its column list;
+  has count 1 exactly where its row and column fire: one masked pass over the row where at least
+  1/ONE_SLOT_MASKED of the columns fire, else one pass over its column list (the next row's
+  parameters prefetched); a row's one-slot Gaussians are drawn as one block;
 * the **series law** for affine steps with *multiplicative* c2c noise (soft bounds, linear steps,
   the ECRAM presets), dense samples. With m(w) = s·(w − w*) the signed mean step (s = d·b_d), a
   pulse multiplies m by f = 1 + s(1 + ση) (η ~ N(0, 1); the sign of m never changes while f > 0),
@@ -168,6 +170,11 @@ WH_W1 = 0.021
 #: on it (float32 rounding of b·(1 − w/b)); per-pulse clipping could move w by at most that much.
 FIXED_POINT_SLACK = 2.0**-21
 
+#: One-slot trains: a sample whose firing columns are at least 1/ONE_SLOT_MASKED of the row is
+#: applied as a masked pass over the whole row (vectorised) instead of a pass over its column list
+#: (scattered visits, about this many times as costly per element; measured).
+ONE_SLOT_MASKED = 16
+
 #: Interleaved sub-histograms of the per-row counting sort (breaks store-to-load chains).
 _SORT_WAYS = 4
 
@@ -177,7 +184,7 @@ _COUNT_MODES = {"stochastic_compressed": _STOCHASTIC, "deterministic_implicit": 
 
 if HAVE_NUMBA:
     from numba import njit
-    from numba.core import types
+    from numba.core import cgutils, types
     from numba.extending import intrinsic
 
     from analogkit.periphery.kernels import _GOLDEN, _mix64, _unit53, gauss_scalar, row_normals
@@ -198,6 +205,34 @@ if HAVE_NUMBA:
             return builder.ctpop(args[0])
 
         return sig, codegen
+
+    @intrinsic
+    def _prefetch(typingctx, arr, offset):
+        """Ask for the cache line holding byte ``offset`` of ``arr``'s data to be brought into every
+        cache level (LLVM prefetch: read, high locality; a hint, never a fault)."""
+        sig = types.void(arr, types.int64)
+
+        def codegen(context, builder, signature, args):
+            from llvmlite import ir
+
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            byte = ir.IntType(8)
+            addr = builder.gep(builder.bitcast(data, byte.as_pointer()), [args[1]])
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [byte.as_pointer(), i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            builder.call(fn, [addr, i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _prefetch_row(arr, i):
+        """Prefetch row i of a C-contiguous array (one hint per 64-byte line)."""
+        row_bytes = arr.itemsize * (arr.size // arr.shape[0])
+        first = i * row_bytes
+        for off in range(0, row_bytes, 64):
+            _prefetch(arr, first + off)
 
     @njit(cache=True, error_model="numpy")
     def _plan(x, d, lr, dw_min, desired_bl, bl_mgmt, um, k_um, fixed_long, bl, a_sc, b_sc):
@@ -627,6 +662,33 @@ if HAVE_NUMBA:
             unsafe[j] = bad
 
     @njit(inline="always", cache=True, error_model="numpy")
+    def _is_dense(mode, b, na, n_in, mult_exact):
+        """Whether a sample of BL ``b`` with ``na`` firing columns is counted in one pass over each of
+        its rows: its columns mostly fire. Not one-slot trains of a multiplicative affine step (count
+        1 exactly where row and column fire: the one-slot passes are cheaper than the series law)."""
+        return mode == _STOCHASTIC and 4 * na >= n_in and not (mult_exact and b == 1)
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _one_pulse_row(i, n, rs, fire, colsgn, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol, has_ref, mult,
+                       sigma):
+        """One sample of one-slot trains on row i as a masked pass over the row: every column j with
+        fire[n, j] > 0 gets one pulse of the affine step, w ← clip(w + m + σ·|m or a|·zcol[j]) with
+        m = ±(a + b·(w + r)), in float32; the others keep their weight. Branch-free with 32-bit types
+        only, so that it vectorises 16 lanes wide (see :func:`_series_row`); ``has_ref`` a literal."""
+        sg = np.float32(sigma)
+        for j in range(w.shape[1]):
+            fu = _F1 if rs != colsgn[n, j] else _F0
+            fd = _F1 - fu
+            a = fu * a_up[i, j] - fd * a_dn[i, j]
+            b = fu * b_up[i, j] - fd * b_dn[i, j]
+            rr = ref[i, j] if has_ref else _F0
+            wv = w[i, j]
+            m = a + b * (wv + rr)
+            std = sg * abs(m if mult else a)
+            new = min(max(wv + m + std * zcol[j], w_min[i, j]), w_max[i, j])
+            w[i, j] = new if fire[n, j] > 0 else wv
+
+    @njit(inline="always", cache=True, error_model="numpy")
     def _marked(rej, rej8, n_in, lst):
         """The positions j < n_in with rej[j] into lst (eight flags per word of rej8: clear words are
         skipped); returns how many."""
@@ -676,7 +738,7 @@ if HAVE_NUMBA:
     def _row_block(
         i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
         pk, n_is_a, has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, add_exact, mult_exact,
-        wn_scale,
+        wn_scale, one_slot_masked,
         mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, row_ptr, row_smp, seed,
         row_pulses, row_max,
     ):
@@ -709,6 +771,7 @@ if HAVE_NUMBA:
         cnt = np.zeros(n_in, np.int32)  # (32-bit: see _series_row)
         lst = np.zeros(n_in, np.int64)
         zbuf = np.zeros(n_in, np.float32)
+        zcol = np.zeros(n_in, np.float32)  # one-slot masked pass: Gaussians by column
         n_ser = n_in if mult_exact else 1
         zser = np.zeros(2 * n_ser, np.float32)
         ser_prep = np.zeros((2, 7, n_ser), np.float32)
@@ -746,7 +809,31 @@ if HAVE_NUMBA:
         per_pulse = not agg and (not vaff or mult_exact)
         n_all = n_in * 64 * nw if (per_pulse or add_exact or mult_exact) else 1
         zall = np.zeros(n_all, np.float32)
+        # one-slot trains (module docstring): per sample, which columns fire (int32, for the masked
+        # pass); whether any sample takes the column-list pass, which visits scattered elements
+        # through the packed parameters (then the next row's lines are requested ahead, so that its
+        # misses overlap this row's work); the longest Gaussian block a row can need
+        one_slot = mode == _STOCHASTIC and per_pulse and has_slope and (mult or n_is_a)
+        ahead = False
+        n_one = 0
+        n_masked = 0
+        if one_slot:
+            for n in range(m_samples):
+                if bl[n] == 1 and not _is_dense(mode, 1, nact[n], n_in, mult_exact):
+                    n_one += nact[n]
+                    ahead = ahead or one_slot_masked * nact[n] < n_in
+                    n_masked += one_slot_masked * nact[n] >= n_in
+        fire = np.zeros((m_samples if n_masked > 0 else 1, n_in), np.int32)
+        if n_masked > 0:
+            for n in range(m_samples):
+                if bl[n] == 1 and not _is_dense(mode, 1, nact[n], n_in, mult_exact):
+                    for j in range(n_in):
+                        fire[n, j] = 1 if colbits[n, 0, j] != np.uint64(0) else 0
+        zone = np.zeros(n_one if sigma > 0.0 else 0, np.float32)
         for i in range(i0, i1):
+            if ahead and i + 1 < i1:
+                _prefetch_row(pk, i + 1)
+                _prefetch_row(w, i + 1)
             base = _mix64(seed ^ _SEED_NOISE ^ (np.uint64(i) * _GOLDEN))
             slow = _mix64(base ^ _SLOW)
             ctr = 0
@@ -756,37 +843,59 @@ if HAVE_NUMBA:
             row_small_x = -1
             row_prep = False
             n_t = 0
+            z_one = 0  # the row's one-slot Gaussians: one block, drawn here (long vectors)
+            if one_slot and sigma > 0.0:
+                n_z = 0
+                for idx in range(row_ptr[i], row_ptr[i + 1]):
+                    n = row_smp[idx]
+                    if bl[n] == 1 and not _is_dense(mode, 1, nact[n], n_in, mult_exact):
+                        n_z += nact[n]
+                if n_z > 0:
+                    row_normals(zone[:n_z], base + np.uint64(ctr) * _GOLDEN)
+                    ctr += n_z
             for idx in range(row_ptr[i], row_ptr[i + 1]):
                 n = row_smp[idx]
                 b = bl[n]
                 rv = rowval[n, i]
                 rs = rowsgn[n, i]
                 na = nact[n]
-                # (one-slot trains of a multiplicative affine step: count 1 exactly where row and column
-                # fire, so the column list is cheaper than a pass over the row)
-                dense = mode == _STOCHASTIC and 4 * na >= n_in and not (mult_exact and b == 1)
+                dense = _is_dense(mode, b, na, n_in, mult_exact)
                 ser = dense and mult_exact  # this sample in the series law (else pulse by pulse)
                 # -- one-slot trains, pulse by pulse: every firing column of a firing row coincides
-                #    once, so the sample is one pass over its column list (parameters from the packed
-                #    copy, one cache line per element; the direction picks the field, no branch) ------
-                if mode == _STOCHASTIC and b == 1 and not dense and per_pulse and has_slope and (mult or n_is_a):
-                    if sigma > 0.0:
-                        row_normals(zall[:na], base + np.uint64(ctr) * _GOLDEN)
-                        ctr += na
-                    for k in range(na):
-                        j = colidx[n, k]
-                        dn = 0 if rs != colsgn[n, j] else 1  # 0: up
-                        sg = 1.0 - 2.0 * dn
-                        av = pk[i, j, dn]
-                        wv = w[i, j]
-                        mstep = sg * (av + pk[i, j, 4 + dn] * (wv + (pk[i, j, 6] if has_ref else 0.0)))
-                        std = sigma * abs(mstep if mult else av)
-                        zt = zall[k] if sigma > 0.0 else 0.0
-                        w[i, j] = min(max(wv + mstep + std * zt, pk[i, j, 2]), pk[i, j, 3])
-                        if track and not touched[j]:
-                            touched[j] = True
-                            tlist[n_t] = j
-                            n_t += 1
+                #    once, so the sample is one masked pass over the row or, where few columns fire,
+                #    one pass over its column list (parameters from the packed copy, one cache line
+                #    per element; the direction picks the field, no branch) ---------------------------
+                if one_slot and b == 1 and not dense:
+                    if one_slot_masked * na >= n_in:  # enough columns fire: a masked pass over the row
+                        if sigma > 0.0:
+                            for k in range(na):  # the k-th firing column's Gaussian at its column
+                                zcol[colidx[n, k]] = zone[z_one + k]
+                        if has_ref:
+                            _one_pulse_row(i, n, rs, fire, colsgn, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol,
+                                           True, mult, sigma)
+                        else:
+                            _one_pulse_row(i, n, rs, fire, colsgn, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol,
+                                           False, mult, sigma)
+                        if track:
+                            row_dense = True  # (the end of the row scans every column's mark)
+                            for j in range(n_in):
+                                touched[j] = touched[j] | (fire[n, j] > 0)
+                    else:
+                        for k in range(na):
+                            j = colidx[n, k]
+                            dn = 0 if rs != colsgn[n, j] else 1  # 0: up
+                            sg = 1.0 - 2.0 * dn
+                            av = pk[i, j, dn]
+                            wv = w[i, j]
+                            mstep = sg * (av + pk[i, j, 4 + dn] * (wv + (pk[i, j, 6] if has_ref else 0.0)))
+                            std = sigma * abs(mstep if mult else av)
+                            zt = zone[z_one + k] if sigma > 0.0 else 0.0
+                            w[i, j] = min(max(wv + mstep + std * zt, pk[i, j, 2]), pk[i, j, 3])
+                            if track and not touched[j]:
+                                touched[j] = True
+                                tlist[n_t] = j
+                                n_t += 1
+                    z_one += na if sigma > 0.0 else 0
                     pulses += na
                     cmax = max(cmax, 1 if na > 0 else 0)
                     continue
@@ -1626,7 +1735,7 @@ def kernel_update_(
         _np(state.w_min, dtype), _np(state.w_max, dtype), wn_np,
         _packed(params, state, dtype), n_is_a, has_slope, params.ref is not None, bool(params.mult), float(params.sigma),
         force_closed, bool(params.const_closed), _small_reversal(params.sigma), vec_affine, add_exact, mult_exact,
-        written.wn_scale,
+        written.wn_scale, int(ONE_SLOT_MASKED),
         mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
         ws["rowval"], row_ptr, row_smp, seed, row_pulses, row_max,
     ))
