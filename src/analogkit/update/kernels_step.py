@@ -320,24 +320,15 @@ if HAVE_NUMBA:
         o = np.uint64(np.int64(p2) + k)  # unsigned: no negative-index wraparound
         return ((one - q) * tab[o] + q * tab[o + np.uint64(1)]) * m
 
-    @njit(cache=True, error_model="numpy", nogil=True, fastmath=_FM)
-    def _row_block_step(
-        i0, i1, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn, tab, wn, consts, law, wn_scale, max_b,
-        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, row_ptr, row_smp, seed,
-        row_pulses, row_max,
-    ):
-        """Rows i0..i1 − 1 of the update; for each row, its firing samples in order.
-
-        The coinciding columns of consecutive samples are batched while no column repeats; a
-        batch is applied with its columns sorted by count, pulse k one vectorised pass over the
-        prefix of columns with count > k (parameters gathered in sorted order, Gaussians drawn in
-        one go). Then the write noise of the row's touched elements is redrawn.
-        """
-        n_in = w.shape[1]
-        m_samples = bl.shape[0]
-        nw = colbits.shape[1]
-        track = wn_scale > 0.0
-        seed_mean = _mix64(seed ^ _SEED_MEAN)
+    @njit(inline="always", cache=True, error_model="numpy", fastmath=_FM)
+    def _sorted_passes(i, n_b, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn, tab, consts,
+                       buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1, buf_p2, buf_p3, zall, base, ctr):
+        """Apply the pulses of n_b elements (i, buf_j[t]) of row i, sorted by count (descending; n_ge[c]
+        of them have count >= c), in direction buf_up[t]: gather their parameters into contiguous
+        buffers (the direction's signed step and p1..p3 of the law, selected branch-free; 0 where the
+        span is not > 0, see the module docstring), draw all their Gaussians in one go
+        (``n_pulses``, from the row stream at ``ctr``), run pulse k as one vectorised pass over the
+        prefix of elements with count > k, and write the weights back. Returns the advanced ``ctr``."""
         one = consts[_C_ONE]
         zero = consts[_C_ZERO]
         sigma = consts[_C_SIGMA]
@@ -351,6 +342,92 @@ if HAVE_NUMBA:
         a_up = consts[_C_P0 + 4]
         a_dn = consts[_C_P0 + 5]
         nsec = consts[_C_P0]  # piecewise: N
+        for t in range(n_b):  # (directions are random: a select of two loads would be a branch, mispredicted
+            j = buf_j[t]         # half the time, measured 3 vs 1 ns per element; hence the arithmetic blend)
+            fu = one if buf_up[t] else zero
+            buf_w[t] = w[i, j]
+            buf_lo[t] = w_min[i, j]
+            buf_hi[t] = w_max[i, j]
+            buf_m[t] = fu * dw_up[i, j] - (one - fu) * dw_dn[i, j]
+        if law == _EXP:
+            for t in range(n_b):
+                up = buf_up[t]
+                span = buf_hi[t] - buf_lo[t]
+                ok = span > zero
+                buf_p1[t] = two_a / (span if ok else one)
+                buf_p2[t] = g_up if up else g_dn
+                buf_p3[t] = a_up if up else a_dn
+                buf_m[t] = buf_m[t] if ok else zero
+        elif law == _POW:
+            for t in range(n_b):
+                up = buf_up[t]
+                j = buf_j[t]
+                span = buf_hi[t] - buf_lo[t]
+                ok = span > zero
+                inv = one / (span if ok else one)
+                buf_p1[t] = buf_hi[t] if up else buf_lo[t]
+                buf_p2[t] = inv if up else -inv
+                fu = one if up else zero
+                buf_p3[t] = fu * pe_up[i, j] + (one - fu) * pe_dn[i, j]
+                buf_m[t] = buf_m[t] if ok else zero
+        else:
+            for t in range(n_b):
+                span = buf_hi[t] - buf_lo[t]
+                buf_p1[t] = nsec / span if span > zero else zero
+                buf_p2[t] = zero if buf_up[t] else nsec + one
+        if sigma > zero:  # every Gaussian of the batch in one go
+            row_normals(zall[:n_pulses], base + np.uint64(ctr) * _GOLDEN)
+            ctr += n_pulses
+        # pulse k: one pass over the prefix of elements with count > k, rounded up to LANES (elements
+        # past the prefix keep their weight; their buffers hold finite values, so the extra lanes
+        # compute harmlessly)
+        off = 0
+        for k in range(maxc):
+            n_k = n_ge[k + 1]
+            n_pad = (n_k + LANES - 1) // LANES * LANES
+            zk = zall[off:]  # (zall[off + t] would be a gather: numba's index may be negative)
+            if law == _EXP:
+                for t in range(n_pad):
+                    wv = buf_w[t]
+                    mean = _mean_exp(wv, buf_p1[t], buf_p2[t], buf_p3[t], buf_m[t], bb, maxe, one, zero)
+                    std = sigma * (abs(mean) + s_add + s_slope * abs(wv))
+                    new = min(max(wv + mean + std * zk[t], buf_lo[t]), buf_hi[t])
+                    buf_w[t] = new if t < n_k else wv
+            elif law == _POW:
+                for t in range(n_pad):
+                    wv = buf_w[t]
+                    mean = _mean_pow(wv, buf_p1[t], buf_p2[t], buf_p3[t], buf_m[t], one, zero)
+                    new = min(max(wv + mean + sigma * abs(mean) * zk[t], buf_lo[t]), buf_hi[t])
+                    buf_w[t] = new if t < n_k else wv
+            else:
+                for t in range(n_pad):
+                    wv = buf_w[t]
+                    mean = _mean_piecewise(wv, buf_lo[t], buf_p1[t], buf_p2[t], buf_m[t], nsec, tab, one, zero)
+                    new = min(max(wv + mean + sigma * abs(mean) * zk[t], buf_lo[t]), buf_hi[t])
+                    buf_w[t] = new if t < n_k else wv
+            off += n_k
+        for t in range(n_b):
+            w[i, buf_j[t]] = buf_w[t]
+        return ctr
+
+    @njit(cache=True, error_model="numpy", nogil=True, fastmath=_FM)
+    def _row_block_step(
+        i0, i1, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn, tab, wn, consts, law, wn_scale, max_b,
+        mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, row_ptr, row_smp, seed,
+        row_pulses, row_max,
+    ):
+        """Rows i0..i1 − 1 of the update; for each row, its firing samples in order.
+
+        A dense sample is applied on its own: its columns sorted by count, pulse k one vectorised
+        pass over the prefix of columns with count > k (:func:`_sorted_passes`). The coinciding
+        columns of consecutive sparse samples are batched while no column repeats, and a batch is
+        applied the same way. Then the write noise of the row's touched elements is redrawn.
+        """
+        n_in = w.shape[1]
+        m_samples = bl.shape[0]
+        nw = colbits.shape[1]
+        track = wn_scale > 0.0
+        seed_mean = _mix64(seed ^ _SEED_MEAN)
         ftype = w.dtype
         touched = np.zeros(n_in, np.bool_)  # columns pulsed in this row (their write noise is redrawn)
         tlist = np.zeros(n_in, np.int64)
@@ -367,6 +444,8 @@ if HAVE_NUMBA:
         start = np.zeros((_SORT_WAYS, n_bins), np.int32)
         n_ge = np.zeros(n_bins, np.int32)  # columns with count >= c
         n_buf = n_in + LANES  # room for a pass rounded up to LANES
+        buf_j = np.zeros(n_buf, np.int64)  # sorted position t: its column and direction
+        buf_up = np.zeros(n_buf, np.bool_)
         buf_w = np.zeros(n_buf, ftype)
         buf_p1 = np.zeros(n_buf, ftype)
         buf_p2 = np.zeros(n_buf, ftype)
@@ -381,22 +460,25 @@ if HAVE_NUMBA:
             ctr = 0
             pulses = 0
             cmax = 0
-            n_t = 0  # touched columns of the row (tlist)
+            n_t = 0  # touched columns of the row from sparse samples (tlist)
+            row_dense = False  # a dense sample marked its columns: the end of the row scans them all
             n_b = 0  # columns in the batch (lst, cl, dirs)
             idx = row_ptr[i]
             end = row_ptr[i + 1]
             while True:
-                # -- the next sample's coinciding columns and counts (sl, sc), and whether one of
-                #    them is in the batch already (then the batch is applied first) ---------------
+                # -- the next sample's coinciding columns and counts (cnt if dense, else sl and sc),
+                #    and whether a sparse one repeats a column of the batch ------------------------
                 n_s = 0
-                conflict = True  # past the last sample: apply the batch
+                conflict = True  # past the last sample, or dense: apply the batch first
+                dense = False
                 if idx < end:
                     n = row_smp[idx]
                     b = bl[n]
                     rv = rowval[n, i]
                     rs = rowsgn[n, i]
                     na = nact[n]
-                    if 4 * na >= n_in:  # dense: every column's count in one vectorised pass
+                    dense = 4 * na >= n_in
+                    if dense:  # every column's count in one vectorised pass
                         if mode == _STOCHASTIC:
                             rb = rowbits[n, 0, i]
                             for j in range(n_in):
@@ -415,11 +497,6 @@ if HAVE_NUMBA:
                                 fl = math.floor(mu)
                                 u = _unit53(_mix64(seed_mean + np.uint64(key0 + j) * _GOLDEN))
                                 cnt[j] = int(fl) + (1 if u < mu - fl else 0)
-                        for j in range(n_in):
-                            c = cnt[j]
-                            sl[n_s] = j
-                            sc[n_s] = c
-                            n_s += 1 if c > 0 else 0
                     else:  # the firing columns only
                         for k in range(na):
                             j = colidx[n, k]
@@ -438,9 +515,9 @@ if HAVE_NUMBA:
                             sl[n_s] = j
                             sc[n_s] = c
                             n_s += 1 if c > 0 else 0
-                    conflict = False
-                    for t in range(n_s):
-                        conflict = conflict | inb[sl[t]]
+                        conflict = False
+                        for t in range(n_s):
+                            conflict = conflict | inb[sl[t]]
                 if conflict and n_b > 0:
                     # -- apply the batch: every column of it at most once, so its pulses commute
                     #    with the other columns' and each element still sees its samples in order.
@@ -451,87 +528,52 @@ if HAVE_NUMBA:
                     for t in range(n_b):
                         maxc = max(maxc, cl[t])
                     _sort_by_count(cl, n_b, maxc, True, hist, start, n_ge, perm)
-                    # the direction's parameters (signed step, p1..p3 of the law; 0 where the span is
-                    # not > 0, see the module docstring), selected branch-free, gathered in sorted order
                     for t in range(n_b):
                         tt = perm[t]
-                        j = lst[tt]
-                        buf_w[t] = w[i, j]
-                        buf_lo[t] = w_min[i, j]
-                        buf_hi[t] = w_max[i, j]
-                        buf_m[t] = dw_up[i, j] if dirs[tt] else -dw_dn[i, j]
-                    if law == _EXP:
-                        for t in range(n_b):
-                            up = dirs[perm[t]]
-                            span = buf_hi[t] - buf_lo[t]
-                            ok = span > zero
-                            buf_p1[t] = two_a / (span if ok else one)
-                            buf_p2[t] = g_up if up else g_dn
-                            buf_p3[t] = a_up if up else a_dn
-                            buf_m[t] = buf_m[t] if ok else zero
-                    elif law == _POW:
-                        for t in range(n_b):
-                            tt = perm[t]
-                            up = dirs[tt]
-                            j = lst[tt]
-                            span = buf_hi[t] - buf_lo[t]
-                            ok = span > zero
-                            inv = one / (span if ok else one)
-                            buf_p1[t] = buf_hi[t] if up else buf_lo[t]
-                            buf_p2[t] = inv if up else -inv
-                            buf_p3[t] = pe_up[i, j] if up else pe_dn[i, j]
-                            buf_m[t] = buf_m[t] if ok else zero
-                    else:
-                        for t in range(n_b):
-                            up = dirs[perm[t]]
-                            span = buf_hi[t] - buf_lo[t]
-                            buf_p1[t] = nsec / span if span > zero else zero
-                            buf_p2[t] = zero if up else nsec + one
+                        buf_j[t] = lst[tt]
+                        buf_up[t] = dirs[tt]
+                        inb[lst[tt]] = False
                     n_pulses = 0
                     for c in range(1, maxc + 1):
                         n_pulses += n_ge[c]
-                    pulses += n_pulses
-                    cmax = max(cmax, maxc)
                     if n_pulses + LANES > zall.shape[0]:
                         zall = np.zeros(max(n_pulses + LANES, 2 * zall.shape[0]), np.float32)
-                    if sigma > zero:  # every Gaussian of the batch in one go
-                        row_normals(zall[:n_pulses], base + np.uint64(ctr) * _GOLDEN)
-                        ctr += n_pulses
-                    # pulse k: one pass over the prefix of columns with count > k, rounded up to
-                    # LANES (columns past the prefix keep their weight; their buffers hold finite
-                    # values, so the extra lanes compute harmlessly)
-                    off = 0
-                    for k in range(maxc):
-                        n_k = n_ge[k + 1]
-                        n_pad = (n_k + LANES - 1) // LANES * LANES
-                        zk = zall[off:]  # (zall[off + t] would be a gather: numba's index may be negative)
-                        if law == _EXP:
-                            for t in range(n_pad):
-                                wv = buf_w[t]
-                                mean = _mean_exp(wv, buf_p1[t], buf_p2[t], buf_p3[t], buf_m[t], bb, maxe, one, zero)
-                                std = sigma * (abs(mean) + s_add + s_slope * abs(wv))
-                                new = min(max(wv + mean + std * zk[t], buf_lo[t]), buf_hi[t])
-                                buf_w[t] = new if t < n_k else wv
-                        elif law == _POW:
-                            for t in range(n_pad):
-                                wv = buf_w[t]
-                                mean = _mean_pow(wv, buf_p1[t], buf_p2[t], buf_p3[t], buf_m[t], one, zero)
-                                new = min(max(wv + mean + sigma * abs(mean) * zk[t], buf_lo[t]), buf_hi[t])
-                                buf_w[t] = new if t < n_k else wv
-                        else:
-                            for t in range(n_pad):
-                                wv = buf_w[t]
-                                mean = _mean_piecewise(wv, buf_lo[t], buf_p1[t], buf_p2[t], buf_m[t], nsec, tab, one, zero)
-                                new = min(max(wv + mean + sigma * abs(mean) * zk[t], buf_lo[t]), buf_hi[t])
-                                buf_w[t] = new if t < n_k else wv
-                        off += n_k
-                    for t in range(n_b):
-                        j = lst[perm[t]]
-                        w[i, j] = buf_w[t]
-                        inb[j] = False
+                    ctr = _sorted_passes(i, n_b, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn,
+                                         tab, consts, buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1, buf_p2, buf_p3,
+                                         zall, base, ctr)
+                    pulses += n_pulses
+                    cmax = max(cmax, maxc)
                     n_b = 0
                 if idx >= end:
                     break
+                if dense:
+                    # -- a dense sample on its own: the columns with a count, sorted by count (no
+                    #    lists, no batch: the next sample would repeat its columns anyway) ----------
+                    maxc = 0
+                    for j in range(n_in):
+                        maxc = max(maxc, cnt[j])
+                    if maxc > 0:
+                        n_live = _sort_by_count(cnt, n_in, maxc, False, hist, start, n_ge, perm)
+                        for t in range(n_live):
+                            j = perm[t]
+                            buf_j[t] = j
+                            buf_up[t] = rs != colsgn[n, j]
+                        n_pulses = 0
+                        for c in range(1, maxc + 1):
+                            n_pulses += n_ge[c]
+                        if n_pulses + LANES > zall.shape[0]:
+                            zall = np.zeros(max(n_pulses + LANES, 2 * zall.shape[0]), np.float32)
+                        ctr = _sorted_passes(i, n_live, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up,
+                                             pe_dn, tab, consts, buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1,
+                                             buf_p2, buf_p3, zall, base, ctr)
+                        pulses += n_pulses
+                        cmax = max(cmax, maxc)
+                        if track:
+                            row_dense = True
+                            for t in range(n_live):
+                                touched[buf_j[t]] = True
+                    idx += 1
+                    continue
                 # -- add the sample's columns to the batch ---------------------------------------
                 for t in range(n_s):
                     j = sl[t]
@@ -546,13 +588,14 @@ if HAVE_NUMBA:
                         n_t += 1
                 idx += 1
             # -- write noise of every touched element, then clear the marks ----------------------
-            for t in range(n_t):
-                j = tlist[t]
-                touched[j] = False
-                if track:
-                    z, slow = gauss_scalar(base, ctr, slow)
-                    ctr += 1
-                    wn[i, j] = wn_scale * z
+            for t in range(n_in if row_dense else n_t):
+                j = t if row_dense else tlist[t]
+                if touched[j]:
+                    touched[j] = False
+                    if track:
+                        z, slow = gauss_scalar(base, ctr, slow)
+                        ctr += 1
+                        wn[i, j] = wn_scale * z
             row_pulses[i] = pulses
             row_max[i] = cmax
 
