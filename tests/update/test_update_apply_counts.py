@@ -114,3 +114,34 @@ def test_reproducible_from_the_generator():
         outs.append(st)
     assert torch.equal(outs[0].w, outs[1].w)
     assert torch.equal(outs[0].extra["write_noise"], outs[1].extra["write_noise"])
+
+
+STEP_DEVICES = {
+    "exp_step": D.ExpStepDevice(write_noise_std=1.0),  # the reram_es / pcm law, write noise redrawn
+    "pow_step": D.PowStepDevice(),
+    "piecewise_step": D.PiecewiseStepDevice(),
+}
+
+
+@pytest.mark.parametrize("name", list(STEP_DEVICES))
+def test_step_kernel_counts_agree_with_pulse_n(name):
+    """Whole-array counts on exp-, pow- and piecewise-step devices (``step_kernel_apply_counts_``,
+    what ``apply_counts_`` takes for them, e.g. the one-sided pair's refresh): pulse_n's law per
+    element, elements without a count untouched, reproducible from the generator."""
+    from analogkit.update import kernels_step
+
+    dev = STEP_DEVICES[name]
+    state0, counts = _problem(dev)
+    assert kernels_step.step_kernel_supported(dev, state0)
+    ref, ref_wn = _repeat(lambda st, g: dev.pulse_n(st, counts, g, method="loop"), state0, REPS, 1)
+    ker, ker_wn = _repeat(lambda st, g: apply_counts_(dev, st, counts, g), state0, REPS, 2)
+    moved = (ker - state0.w.double()).abs().amax(0) > 0
+    assert bool(moved[counts != 0].float().mean() > 0.9) and not bool(moved[counts == 0].any())
+    _assert_same_law(ref, ker, name)
+    if ref_wn is not None:
+        _assert_same_law(ref_wn, ker_wn, f"{name} write noise")
+        assert not bool((ker_wn != state0.extra["write_noise"].double())[:, counts == 0].any())
+    again = [state0.clone() for _ in range(2)]
+    for st in again:
+        kernels_step.step_kernel_apply_counts_(dev, st, counts, torch.Generator().manual_seed(9))
+    assert torch.equal(again[0].w, again[1].w)

@@ -39,6 +39,7 @@ from analogkit.devices.base import Device, DeviceState
 from analogkit.periphery.mvm import TileGrid, analog_mvm
 from analogkit.update import engine as _engine
 from analogkit.update import kernels as _kernels
+from analogkit.update import kernels_step as _kernels_step
 from analogkit.update.config import UpdateConfig
 from analogkit.update.reference import has_closed_form
 from analogkit.update.trains import coincidence_counts, plan_trains
@@ -323,8 +324,9 @@ def apply_counts_(device: Any, state: Any, counts: Tensor, generator: torch.Gene
     exact, pulse by pulse otherwise (``pulse_application="closed_form"``: the device's closed form
     wherever it has one). Affine-step and ideal devices on the CPU (exact application) go through
     :func:`analogkit.update.kernels.kernel_apply_counts_`: one pass per row over the row or the
-    given vectors. Where only the exp-/pow-/piecewise-step kernel covers the device the
-    counts are written through it: each non-zero column j (or row, whichever are fewer) becomes one
+    given vectors; whole arrays of exp-/pow-/piecewise-step devices through
+    :func:`analogkit.update.kernels_step.step_kernel_apply_counts_`. Given vectors of those
+    devices are written through their update kernel: each non-zero column j (or row, whichever are fewer) becomes one
     sample of a ``deterministic_implicit`` update with BL = K = max|counts|, x = e_j,
     d = −counts[:, j]/K and lr = K·dw_min, so both scales are 1 and the count is
     round(K·1·|c|/K) = |c| (see :mod:`analogkit.update.trains`). Compounds apply counts their own way.
@@ -336,6 +338,12 @@ def apply_counts_(device: Any, state: Any, counts: Tensor, generator: torch.Gene
             index = index_tensor(index, counts.device)
         rows, cols = (None, index) if columns else (index, None)
         _kernels.kernel_apply_counts_(device, state, counts, rows, generator, cols=cols)
+        return
+    if (pulse_application == "exact" and index is None and not isinstance(device, Compound)
+            and _kernel_counts_ok(device, state, pulse_application)
+            and _kernels_step.step_kernel_supported(device, state)):
+        # exp-, pow- and piecewise-step devices, whole array: one pass per row, pulses sorted by count
+        _kernels_step.step_kernel_apply_counts_(device, state, counts, generator)
         return
     if index is not None and not isinstance(device, Compound) and pulse_application == "exact":
         k_max = int(counts.abs().max()) if counts.numel() else 0

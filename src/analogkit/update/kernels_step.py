@@ -88,6 +88,7 @@ __all__ = [
     "fexp_array",
     "flog_array",
     "register_step_kernel_device",
+    "step_kernel_apply_counts_",
     "step_kernel_supported",
     "step_kernel_update_",
 ]
@@ -599,6 +600,62 @@ if HAVE_NUMBA:
             row_pulses[i] = pulses
             row_max[i] = cmax
 
+    @njit(cache=True, error_model="numpy", nogil=True, fastmath=_FM)
+    def _counts_block_step(t0, t1, rows, counts, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn, tab, wn, consts, law,
+                           wn_scale, max_c, seed, row_pulses):
+        """Given counts on rows rows[t0..t1 − 1] (row t of ``counts``, all columns): |count| pulses in
+        direction sign(count) per element, one after the other (elements are independent, so
+        :func:`_sorted_passes` applies them all: sorted by count, pulse k one pass over a prefix).
+        Then the write noise of every pulsed element is redrawn."""
+        n_in = w.shape[1]
+        track = wn_scale > 0.0
+        ftype = w.dtype
+        cnt = np.zeros(n_in, np.int64)
+        perm = np.zeros(n_in, np.int64)
+        n_bins = max_c + 2
+        hist = np.zeros((_SORT_WAYS, n_bins), np.int32)
+        start = np.zeros((_SORT_WAYS, n_bins), np.int32)
+        n_ge = np.zeros(n_bins, np.int32)
+        n_buf = n_in + LANES
+        buf_j = np.zeros(n_buf, np.int64)
+        buf_up = np.zeros(n_buf, np.bool_)
+        buf_w = np.zeros(n_buf, ftype)
+        buf_p1 = np.zeros(n_buf, ftype)
+        buf_p2 = np.zeros(n_buf, ftype)
+        buf_p3 = np.zeros(n_buf, ftype)
+        buf_m = np.zeros(n_buf, ftype)
+        buf_lo = np.zeros(n_buf, ftype)
+        buf_hi = np.zeros(n_buf, ftype)
+        zall = np.zeros(n_in * max(max_c, 1) + LANES, np.float32)
+        for t in range(t0, t1):
+            i = rows[t]
+            base = _mix64(seed ^ _SEED_NOISE ^ (np.uint64(i) * _GOLDEN))
+            slow = _mix64(base ^ _SLOW)
+            maxc = 0
+            for j in range(n_in):
+                c = abs(counts[t, j])
+                cnt[j] = c
+                maxc = max(maxc, c)
+            if maxc == 0:
+                continue
+            n_live = _sort_by_count(cnt, n_in, maxc, False, hist, start, n_ge, perm)
+            for q in range(n_live):
+                j = perm[q]
+                buf_j[q] = j
+                buf_up[q] = counts[t, j] > 0
+            n_pulses = 0
+            for c in range(1, maxc + 1):
+                n_pulses += n_ge[c]
+            ctr = _sorted_passes(i, n_live, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn,
+                                 tab, consts, buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1, buf_p2, buf_p3,
+                                 zall, base, 0)
+            row_pulses[t] = n_pulses
+            if track:
+                for q in range(n_live):
+                    z, slow = gauss_scalar(base, ctr, slow)
+                    ctr += 1
+                    wn[i, buf_j[q]] = wn_scale * z
+
 
 def _apply(x: np.ndarray, log: bool) -> np.ndarray:
     x = np.ascontiguousarray(x).reshape(-1)
@@ -726,14 +783,7 @@ def step_kernel_update_(
     if params is None:
         raise ValueError(f"{type(device).__name__}: the numba step kernel does not cover this device or state")
     dtype = state.w.dtype
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    consts = np.zeros(_N_CONSTS, np_dtype)
-    consts[_C_ONE] = 1.0
-    consts[_C_SIGMA] = float(device.dw_min_std)
-    consts[_C_ADD] = params.add
-    consts[_C_SLOPE] = params.slope
-    consts[_C_MAXE] = _MAX_EXPONENT
-    consts[_C_P0:_C_P0 + len(params.consts)] = params.consts
+    arrays, consts = _kernel_args(device, state, params)
     trains = _kernels._draw_trains(x, d, lr, cfg, generator, dw_min)
     ws, work, mode, seed = trains.ws, trains.work, trains.mode, trains.seed
     bl, nact = ws["bl"], ws["nact"]
@@ -746,14 +796,53 @@ def step_kernel_update_(
     w_np, wn_np = written.arrays(dtype)
     row_pulses, row_max = ws["row_pulses"], ws["row_max"]
     parallel = work >= PARALLEL_MIN_WORK and threads > 1
-    to_np = _kernels._np
     _kernels._split(_row_block_step, n_out, (4 * threads) if parallel else 1, (
-        w_np, to_np(state.dw_up, dtype), to_np(state.dw_down, dtype),
-        to_np(state.w_min, dtype), to_np(state.w_max, dtype), to_np(params.pe_up, dtype), to_np(params.pe_dn, dtype),
-        np.asarray(params.nodes, dtype=np_dtype), wn_np,
-        consts, params.law, written.wn_scale, int(bl.max()),
+        w_np, *arrays, wn_np, consts, params.law, written.wn_scale, int(bl.max()),
         mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
         ws["rowval"], row_ptr, row_smp, seed, row_pulses, row_max,
     ))
     written.back()
     return bl.copy(), int(row_pulses.sum()), int(row_max.max()), "parallel" if parallel else "serial"
+
+
+def _kernel_args(device: Device, state: DeviceState, params: StepParams) -> tuple:
+    """The per-element arrays and per-call constants of the row kernels, in the state's dtype."""
+    dtype = state.w.dtype
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    consts = np.zeros(_N_CONSTS, np_dtype)
+    consts[_C_ONE] = 1.0
+    consts[_C_SIGMA] = float(device.dw_min_std)
+    consts[_C_ADD] = params.add
+    consts[_C_SLOPE] = params.slope
+    consts[_C_MAXE] = _MAX_EXPONENT
+    consts[_C_P0:_C_P0 + len(params.consts)] = params.consts
+    to_np = _kernels._np
+    return (to_np(state.dw_up, dtype), to_np(state.dw_down, dtype), to_np(state.w_min, dtype),
+            to_np(state.w_max, dtype), to_np(params.pe_up, dtype), to_np(params.pe_dn, dtype),
+            np.asarray(params.nodes, dtype=np_dtype)), consts
+
+
+def step_kernel_apply_counts_(device: Device, state: DeviceState, counts: torch.Tensor,
+                              generator: torch.Generator) -> None:
+    """|counts| pulses in direction sign(counts) per element of the whole array, in place, one after
+    the other (as ``device.pulse_n(..., method="auto")``, which loops for these devices); one seed
+    from ``generator``. ``counts``: integer, the array's shape."""
+    params = _params(device, state)
+    if params is None:
+        raise ValueError(f"{type(device).__name__}: the numba step kernel does not cover this device or state")
+    out = state.w.shape[0]
+    counts_np = counts.to(torch.int32).contiguous().cpu().numpy()
+    max_c = int(np.abs(counts_np).max()) if counts_np.size else 0
+    if max_c == 0:
+        return
+    arrays, consts = _kernel_args(device, state, params)
+    written = _kernels._Written.of(device, state)
+    w_np, wn_np = written.arrays(state.w.dtype)
+    work = int(np.count_nonzero(counts_np)) * 8  # (a pulsed element costs about 8 visits: sort, gather, Gaussians)
+    threads = _kernels._threads()
+    parallel = work >= PARALLEL_MIN_WORK and threads > 1
+    _kernels._split(_counts_block_step, out, (4 * threads) if parallel else 1, (
+        np.arange(out, dtype=np.int64), counts_np, w_np, *arrays, wn_np, consts, params.law, written.wn_scale, max_c,
+        np.uint64(_kernels._seed(generator)), np.zeros(out, np.int64),
+    ))
+    written.back()
