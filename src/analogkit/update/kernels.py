@@ -690,6 +690,21 @@ if HAVE_NUMBA:
             w[i, j] = new if fire[n, j] > 0 else wv
 
     @njit(inline="always", cache=True, error_model="numpy")
+    def _redraw_marked(i, n_scan, all_cols, tlist, touched, track, wn, wn_scale, base, ctr, slow):
+        """End of row i: clear the marks of the touched columns (columns 0..n_scan − 1 if ``all_cols``,
+        else tlist[:n_scan]) and, with ``track``, redraw their write noise (single draws from the row
+        stream at ``ctr``). Returns (ctr, slow)."""
+        for t in range(n_scan):
+            j = t if all_cols else tlist[t]
+            if touched[j]:
+                touched[j] = False
+                if track:
+                    z, slow = gauss_scalar(base, ctr, slow)
+                    ctr += 1
+                    wn[i, j] = wn_scale * z
+        return ctr, slow
+
+    @njit(inline="always", cache=True, error_model="numpy")
     def _marked(rej, rej8, n_in, lst):
         """The positions j < n_in with rej[j] into lst (eight flags per word of rej8: clear words are
         skipped); returns how many."""
@@ -1219,14 +1234,7 @@ if HAVE_NUMBA:
                         wv = min(max(new, lo), hi)
                     w[i, j] = wv
             # -- write noise of every touched element, then clear the marks ----------------------
-            for t in range(n_scan):
-                j = t if row_dense else tlist[t]
-                if touched[j]:
-                    touched[j] = False
-                    if track:
-                        z, slow = gauss_scalar(base, ctr, slow)
-                        ctr += 1
-                        wn[i, j] = wn_scale * z
+            ctr, slow = _redraw_marked(i, n_scan, row_dense, tlist, touched, track, wn, wn_scale, base, ctr, slow)
             row_pulses[i] = pulses
             row_max[i] = cmax
 

@@ -121,7 +121,7 @@ if HAVE_NUMBA:
         gauss_scalar,
         row_normals,
     )
-    from analogkit.update.kernels import _popcount, _sort_by_count
+    from analogkit.update.kernels import _popcount, _redraw_marked, _sort_by_count
 
     _SEED_NOISE = np.uint64(0x510E527FADE682D1)
     _SLOW = np.uint64(0x9B05688C2B3E6C1F)
@@ -411,6 +411,20 @@ if HAVE_NUMBA:
             w[i, buf_j[t]] = buf_w[t]
         return ctr
 
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _sort_buffers(n_in, max_c, w):
+        """Work arrays of a row's sorted passes, for counts up to ``max_c``: the counting sort's
+        permutation, sub-histograms, starts and n_ge[c] (positions with count >= c), then per sorted
+        position t its column, direction and, in w's dtype, weight, law parameters p1..p3, signed step
+        and bounds (room for a pass rounded up to LANES)."""
+        n_bins = max_c + 2
+        n_buf = n_in + LANES
+        ftype = w.dtype
+        return (np.zeros(n_in, np.int64), np.zeros((_SORT_WAYS, n_bins), np.int32),
+                np.zeros((_SORT_WAYS, n_bins), np.int32), np.zeros(n_bins, np.int32), np.zeros(n_buf, np.int64),
+                np.zeros(n_buf, np.bool_), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype),
+                np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype))
+
     @njit(cache=True, error_model="numpy", nogil=True, fastmath=_FM)
     def _row_block_step(
         i0, i1, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn, tab, wn, consts, law, wn_scale, max_b,
@@ -439,21 +453,8 @@ if HAVE_NUMBA:
         lst = np.zeros(n_in, np.int64)  # the batch: columns, counts, directions (up)
         cl = np.zeros(n_in, np.int64)
         dirs = np.zeros(n_in, np.bool_)
-        perm = np.zeros(n_in, np.int64)
-        n_bins = max_b + 2
-        hist = np.zeros((_SORT_WAYS, n_bins), np.int32)
-        start = np.zeros((_SORT_WAYS, n_bins), np.int32)
-        n_ge = np.zeros(n_bins, np.int32)  # columns with count >= c
-        n_buf = n_in + LANES  # room for a pass rounded up to LANES
-        buf_j = np.zeros(n_buf, np.int64)  # sorted position t: its column and direction
-        buf_up = np.zeros(n_buf, np.bool_)
-        buf_w = np.zeros(n_buf, ftype)
-        buf_p1 = np.zeros(n_buf, ftype)
-        buf_p2 = np.zeros(n_buf, ftype)
-        buf_p3 = np.zeros(n_buf, ftype)
-        buf_m = np.zeros(n_buf, ftype)
-        buf_lo = np.zeros(n_buf, ftype)
-        buf_hi = np.zeros(n_buf, ftype)
+        (perm, hist, start, n_ge, buf_j, buf_up, buf_w, buf_p1, buf_p2, buf_p3, buf_m, buf_lo,
+         buf_hi) = _sort_buffers(n_in, max_b, w)
         zall = np.zeros(4 * n_in + LANES, np.float32)
         for i in range(i0, i1):
             base = _mix64(seed ^ _SEED_NOISE ^ (np.uint64(i) * _GOLDEN))
@@ -589,14 +590,8 @@ if HAVE_NUMBA:
                         n_t += 1
                 idx += 1
             # -- write noise of every touched element, then clear the marks ----------------------
-            for t in range(n_in if row_dense else n_t):
-                j = t if row_dense else tlist[t]
-                if touched[j]:
-                    touched[j] = False
-                    if track:
-                        z, slow = gauss_scalar(base, ctr, slow)
-                        ctr += 1
-                        wn[i, j] = wn_scale * z
+            ctr, slow = _redraw_marked(i, n_in if row_dense else n_t, row_dense, tlist, touched, track, wn, wn_scale,
+                                       base, ctr, slow)
             row_pulses[i] = pulses
             row_max[i] = cmax
 
@@ -611,21 +606,8 @@ if HAVE_NUMBA:
         track = wn_scale > 0.0
         ftype = w.dtype
         cnt = np.zeros(n_in, np.int64)
-        perm = np.zeros(n_in, np.int64)
-        n_bins = max_c + 2
-        hist = np.zeros((_SORT_WAYS, n_bins), np.int32)
-        start = np.zeros((_SORT_WAYS, n_bins), np.int32)
-        n_ge = np.zeros(n_bins, np.int32)
-        n_buf = n_in + LANES
-        buf_j = np.zeros(n_buf, np.int64)
-        buf_up = np.zeros(n_buf, np.bool_)
-        buf_w = np.zeros(n_buf, ftype)
-        buf_p1 = np.zeros(n_buf, ftype)
-        buf_p2 = np.zeros(n_buf, ftype)
-        buf_p3 = np.zeros(n_buf, ftype)
-        buf_m = np.zeros(n_buf, ftype)
-        buf_lo = np.zeros(n_buf, ftype)
-        buf_hi = np.zeros(n_buf, ftype)
+        (perm, hist, start, n_ge, buf_j, buf_up, buf_w, buf_p1, buf_p2, buf_p3, buf_m, buf_lo,
+         buf_hi) = _sort_buffers(n_in, max_c, w)
         zall = np.zeros(n_in * max(max_c, 1) + LANES, np.float32)
         for t in range(t0, t1):
             i = rows[t]
