@@ -1048,14 +1048,17 @@ if HAVE_NUMBA:
                     for t in range(n_cols):
                         maxc = max(maxc, cnt[t])
                     n_live = _sort_by_count(cnt, n_cols, maxc, not direct, hist, start, n_ge, perm)
-                    for t in range(n_cols):
+                    for t in range(n_cols):  # (blended: a select of two loads is a mispredicted branch or a gather)
                         j = t if direct else lst[t]
-                        up = rs != colsgn[n, j]
-                        sel_a[t] = a_up[i, j] if up else -a_dn[i, j]
+                        fu = 1.0 if rs != colsgn[n, j] else 0.0
+                        fd = 1.0 - fu
+                        sel_a[t] = fu * a_up[i, j] - fd * a_dn[i, j]
                         if has_slope:
-                            sel_b[t] = b_up[i, j] if up else -b_dn[i, j]
+                            sel_b[t] = fu * b_up[i, j] - fd * b_dn[i, j]
                         if not mult:
-                            sel_n[t] = sigma * abs(a_up[i, j] if up else a_dn[i, j]) if n_is_a else sigma * abs(n_up[i, j] if up else n_dn[i, j])
+                            nu = a_up[i, j] if n_is_a else n_up[i, j]
+                            nd = a_dn[i, j] if n_is_a else n_dn[i, j]
+                            sel_n[t] = sigma * abs(fu * nu + fd * nd)
                     for t in range(n_live):
                         tt = perm[t]
                         j = tt if direct else lst[tt]
