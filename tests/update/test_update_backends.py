@@ -135,7 +135,7 @@ def test_additive_noise_closed_form_falls_back_to_pulses_at_the_bounds(start):
 
 
 ONE_SLOT = {
-    "soft_bounds": DEVICES["soft_bounds"],  # multiplicative noise: the one-pass column list
+    "soft_bounds": DEVICES["soft_bounds"],  # multiplicative noise: the one-slot passes
     "reference_mult": D.SoftBoundsReferenceDevice(reference_std=0.05, mult_noise=True),  # the same, reading r
     "linear_step_additive": DEVICES["linear_step_additive"],  # additive noise: per-element path
     "soft_bounds_write_noise": D.SoftBoundsDevice(write_noise_std=1.0),  # pulsed elements redraw it

@@ -326,8 +326,8 @@ def apply_counts_(device: Any, state: Any, counts: Tensor, generator: torch.Gene
     :func:`analogkit.update.kernels.kernel_apply_counts_`: one pass per row over the row or the
     given vectors; whole arrays of exp-/pow-/piecewise-step devices through
     :func:`analogkit.update.kernels_step.step_kernel_apply_counts_`. Given vectors of those
-    devices are written through their update kernel: each non-zero column j (or row, whichever are fewer) becomes one
-    sample of a ``deterministic_implicit`` update with BL = K = max|counts|, x = e_j,
+    devices are written through their update kernel: each non-zero column j (or row, whichever
+    are fewer) becomes one sample of a ``deterministic_implicit`` update with BL = K = max|counts|, x = e_j,
     d = −counts[:, j]/K and lr = K·dw_min, so both scales are 1 and the count is
     round(K·1·|c|/K) = |c| (see :mod:`analogkit.update.trains`). Compounds apply counts their own way.
     """
