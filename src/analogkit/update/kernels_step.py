@@ -818,7 +818,9 @@ def step_kernel_apply_counts_(device: Device, state: DeviceState, counts: torch.
     arrays, consts = _kernel_args(device, state, params)
     written = _kernels._Written.of(device, state)
     w_np, wn_np = written.arrays(state.w.dtype)
-    work = int(np.count_nonzero(counts_np)) * 8  # (a pulsed element costs about 8 visits: sort, gather, Gaussians)
+    # a pulsed element weighs 8 element visits (sort, gather, its Gaussians): a whole array of pulsed
+    # elements then runs on threads (measured 32 → 29 ms per sgd/pcm dense step)
+    work = int(np.count_nonzero(counts_np)) * 8
     threads = _kernels._threads()
     parallel = work >= PARALLEL_MIN_WORK and threads > 1
     _kernels._split(_counts_block_step, out, (4 * threads) if parallel else 1, (
