@@ -505,6 +505,14 @@ if HAVE_NUMBA:
         return n_ge[1]
 
     @njit(inline="always", cache=True, error_model="numpy")
+    def _total_pulses(n_ge, maxc):
+        """Pulses of a sorted application: Σ_{c=1..maxc} n_ge[c] (pass k covers n_ge[k + 1] elements)."""
+        n_pulses = 0
+        for c in range(1, maxc + 1):
+            n_pulses += n_ge[c]
+        return n_pulses
+
+    @njit(inline="always", cache=True, error_model="numpy")
     def _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
                     zbuf, unsafe, n_is_a, has_ref, mult, sigma, add_exact, small_x):
         """One dense sample of row i in closed form (a branch-free loop over the columns, so that it
@@ -825,24 +833,27 @@ if HAVE_NUMBA:
         per_pulse = not agg and (not vaff or mult_exact)
         n_all = n_in * 64 * nw if (per_pulse or add_exact or mult_exact) else 1
         zall = np.zeros(n_all, np.float32)
-        # one-slot trains (module docstring): per sample, which columns fire (int32, for the masked
-        # pass); whether any sample takes the column-list pass, which visits scattered elements
-        # through the packed parameters (then the next row's lines are requested ahead, so that its
-        # misses overlap this row's work); the longest Gaussian block a row can need
+        # one-slot trains (module docstring): which samples take a one-slot pass; per masked sample,
+        # which columns fire (int32, for the masked pass); whether any sample takes the column-list
+        # pass, which visits scattered elements through the packed parameters (then the next row's
+        # lines are requested ahead, so that its misses overlap this row's work); the longest
+        # Gaussian block a row can need
         one_slot = mode == _STOCHASTIC and per_pulse and has_slope and (mult or n_is_a)
+        one_smp = np.zeros(m_samples, np.bool_)
         ahead = False
         n_one = 0
         n_masked = 0
         if one_slot:
             for n in range(m_samples):
-                if bl[n] == 1 and not _is_dense(mode, 1, nact[n], n_in, mult_exact):
+                one_smp[n] = bl[n] == 1 and not _is_dense(mode, 1, nact[n], n_in, mult_exact)
+                if one_smp[n]:
                     n_one += nact[n]
                     ahead = ahead or one_slot_masked * nact[n] < n_in
                     n_masked += one_slot_masked * nact[n] >= n_in
         fire = np.zeros((m_samples if n_masked > 0 else 1, n_in), np.int32)
         if n_masked > 0:
             for n in range(m_samples):
-                if bl[n] == 1 and not _is_dense(mode, 1, nact[n], n_in, mult_exact):
+                if one_smp[n] and one_slot_masked * nact[n] >= n_in:
                     for j in range(n_in):
                         fire[n, j] = 1 if colbits[n, 0, j] != np.uint64(0) else 0
         zone = np.zeros(n_one if sigma > 0.0 else 0, np.float32)
@@ -864,8 +875,7 @@ if HAVE_NUMBA:
                 n_z = 0
                 for idx in range(row_ptr[i], row_ptr[i + 1]):
                     n = row_smp[idx]
-                    if bl[n] == 1 and not _is_dense(mode, 1, nact[n], n_in, mult_exact):
-                        n_z += nact[n]
+                    n_z += nact[n] if one_smp[n] else 0
                 if n_z > 0:
                     row_normals(zone[:n_z], base + np.uint64(ctr) * _GOLDEN)
                     ctr += n_z
@@ -881,7 +891,7 @@ if HAVE_NUMBA:
                 #    once, so the sample is one masked pass over the row or, where few columns fire,
                 #    one pass over its column list (parameters from the packed copy, one cache line
                 #    per element; the direction picks the field, no branch) ---------------------------
-                if one_slot and b == 1 and not dense:
+                if one_smp[n]:
                     if one_slot_masked * na >= n_in:  # enough columns fire: a masked pass over the row
                         if sigma > 0.0:
                             for k in range(na):  # the k-th firing column's Gaussian at its column
@@ -1077,9 +1087,7 @@ if HAVE_NUMBA:
                     if direct:
                         for t in range(n_live):
                             touched[perm[t]] = True
-                    n_pulses = 0
-                    for c in range(1, maxc + 1):
-                        n_pulses += n_ge[c]
+                    n_pulses = _total_pulses(n_ge, maxc)
                     if sigma > 0.0:
                         row_normals(zall[:n_pulses], base + np.uint64(ctr) * _GOLDEN)
                         ctr += n_pulses

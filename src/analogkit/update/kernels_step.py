@@ -121,7 +121,7 @@ if HAVE_NUMBA:
         gauss_scalar,
         row_normals,
     )
-    from analogkit.update.kernels import _popcount, _redraw_marked, _sort_by_count
+    from analogkit.update.kernels import _popcount, _redraw_marked, _sort_by_count, _total_pulses
 
     _SEED_NOISE = np.uint64(0x510E527FADE682D1)
     _SLOW = np.uint64(0x9B05688C2B3E6C1F)
@@ -412,6 +412,13 @@ if HAVE_NUMBA:
         return ctr
 
     @njit(inline="always", cache=True, error_model="numpy")
+    def _room(zall, n_pulses):
+        """zall, or a larger buffer if it cannot hold n_pulses Gaussians and a pass's LANES padding."""
+        if n_pulses + LANES > zall.shape[0]:
+            return np.zeros(max(n_pulses + LANES, 2 * zall.shape[0]), np.float32)
+        return zall
+
+    @njit(inline="always", cache=True, error_model="numpy")
     def _sort_buffers(n_in, max_c, w):
         """Work arrays of a row's sorted passes, for counts up to ``max_c``: the counting sort's
         permutation, sub-histograms, starts and n_ge[c] (positions with count >= c), then per sorted
@@ -534,11 +541,8 @@ if HAVE_NUMBA:
                         buf_j[t] = lst[tt]
                         buf_up[t] = dirs[tt]
                         inb[lst[tt]] = False
-                    n_pulses = 0
-                    for c in range(1, maxc + 1):
-                        n_pulses += n_ge[c]
-                    if n_pulses + LANES > zall.shape[0]:
-                        zall = np.zeros(max(n_pulses + LANES, 2 * zall.shape[0]), np.float32)
+                    n_pulses = _total_pulses(n_ge, maxc)
+                    zall = _room(zall, n_pulses)
                     ctr = _sorted_passes(i, n_b, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn,
                                          tab, consts, buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1, buf_p2, buf_p3,
                                          zall, base, ctr)
@@ -559,11 +563,8 @@ if HAVE_NUMBA:
                             j = perm[t]
                             buf_j[t] = j
                             buf_up[t] = rs != colsgn[n, j]
-                        n_pulses = 0
-                        for c in range(1, maxc + 1):
-                            n_pulses += n_ge[c]
-                        if n_pulses + LANES > zall.shape[0]:
-                            zall = np.zeros(max(n_pulses + LANES, 2 * zall.shape[0]), np.float32)
+                        n_pulses = _total_pulses(n_ge, maxc)
+                        zall = _room(zall, n_pulses)
                         ctr = _sorted_passes(i, n_live, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up,
                                              pe_dn, tab, consts, buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1,
                                              buf_p2, buf_p3, zall, base, ctr)
@@ -623,9 +624,7 @@ if HAVE_NUMBA:
                 j = perm[q]
                 buf_j[q] = j
                 buf_up[q] = counts[t, j] > 0
-            n_pulses = 0
-            for c in range(1, maxc + 1):
-                n_pulses += n_ge[c]
+            n_pulses = _total_pulses(n_ge, maxc)
             ctr = _sorted_passes(i, n_live, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn,
                                  tab, consts, buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1, buf_p2, buf_p3,
                                  zall, base, 0)
