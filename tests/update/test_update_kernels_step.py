@@ -132,6 +132,69 @@ def test_deterministic_counts_without_noise_agree_to_rounding(name):
         assert bool((z.abs() > 65).any())
 
 
+def _many_dense_samples(dev: D.Device, seed: int, samples: int = 12, n_in: int = 20):
+    """State (5, n_in) and a run of mostly dense samples of both signs (a sparse one in the middle),
+    long trains: every element gets pulses in both directions, so the groups' direction streams hold
+    changes of direction, and flushes at the group's pulse limit."""
+    gen = torch.Generator().manual_seed(seed)
+    state = dev.build_state((5, n_in), gen)
+    dev.set_weights(state, 0.5 * (state.w_max + state.w_min), gen)
+    x = torch.randn(samples, n_in, generator=gen)
+    x[samples // 2, 2:] = 0  # a sparse sample: ends the group before it
+    d = 20 * dev.dw_min * torch.randn(samples, 5, generator=gen)
+    return state, x, d
+
+
+@pytest.mark.parametrize("group_pulses", [128, 33, 8])
+@pytest.mark.parametrize("name", ["exp_step", "pow_step", "piecewise_step"])
+def test_groups_of_dense_samples_keep_each_elements_order(monkeypatch, name, group_pulses):
+    """Consecutive dense samples are applied as groups (one sort, direction streams): without noise
+    and with deterministic counts every element's pulse sequence is fixed, so the weights agree
+    with the reference to rounding, whatever the group size (8: a group ends at almost every
+    sample, 33 and 128: groups with many changes of direction)."""
+    monkeypatch.setattr(kernels_step, "GROUP_PULSES", group_pulses)
+    dev = dataclasses.replace(DEVICES[name], dw_min_std=0.0)
+    state0, x, d = _many_dense_samples(dev, seed=3)
+    out = []
+    for backend in ("torch", "numba"):
+        st = state0.clone()
+        cfg = UpdateConfig(backend=backend, pulse_type="deterministic_implicit")
+        stats = pulsed_update_(dev, st, x, d, 0.5, cfg, torch.Generator().manual_seed(0))
+        out.append((st.w, stats.pulses))
+    (wt, pt), (wk, pk) = out
+    assert pt == pk > 20 * wt.numel()  # long trains: several 32-pulse direction words per element
+    span = float((state0.w_max - state0.w_min).max())
+    torch.testing.assert_close(wk, wt, rtol=0, atol=1e-5 * span)
+
+
+def test_trains_longer_than_a_direction_word(monkeypatch):
+    """BL above 32 (counts that do not fit in one direction word): such dense samples are applied on
+    their own, in order with the groups around them (deterministic counts, no noise: exact)."""
+    dev = dataclasses.replace(DEVICES["exp_step"], dw_min_std=0.0)
+    state0, x, d = _many_dense_samples(dev, seed=4)
+    x[::3] *= 0.05  # short trains: these samples form groups between the long ones
+    out = []
+    for backend in ("torch", "numba"):
+        st = state0.clone()
+        cfg = UpdateConfig(backend=backend, pulse_type="deterministic_implicit", desired_bl=60)
+        stats = pulsed_update_(dev, st, x, d, 2.0, cfg, torch.Generator().manual_seed(0))
+        out.append((st.w, stats.pulses, stats.max_count))
+    (wt, pt, mt), (wk, pk, mk) = out
+    assert pt == pk > 0 and mt == mk > 32
+    span = float((state0.w_max - state0.w_min).max())
+    torch.testing.assert_close(wk, wt, rtol=0, atol=1e-5 * span)
+
+
+@pytest.mark.parametrize("name", ["reram_es", "pow_step", "piecewise_step"])
+def test_groups_agree_in_mean_and_variance(monkeypatch, name):
+    """Stochastic trains, c2c and write noise over a run of dense samples (groups of varying size,
+    changes of direction inside them): per element statistics as the reference's."""
+    monkeypatch.setattr(kernels_step, "GROUP_PULSES", 40)
+    dev = DEVICES[name]
+    state0, x, d = _many_dense_samples(dev, seed=5, samples=8, n_in=12)
+    _agree(dev, state0, x, d, f"{name}/groups")
+
+
 @pytest.mark.parametrize("name", ["exp_step", "pcm"])
 def test_one_hot_samples_are_batched_in_order(name):
     """One-hot samples (a transfer's or ``apply_counts_``' vector-samples) whose columns repeat: the

@@ -35,15 +35,23 @@ step, as the reference's clamp does, so the dense passes need not zero s there.
   is at most once in a batch, so the pulses of a batch's elements commute and every element still
   sees its samples in order (the exact semantics), while sparse samples (a transfer's one-hot
   columns, ``apply_counts_``' vector-samples) are applied together instead of one by one.
-* **Passes**: a batch's columns are sorted by count (descending, counting sort), so that pulse k
-  is one pass over a prefix. The direction's parameters (signed step, bounds and the law's
-  constants) are selected branch-free and gathered in sorted order into contiguous buffers in the
-  state's dtype; all Gaussians of the batch are drawn in one go
-  (:func:`analogkit.periphery.kernels.row_normals`). A pass runs over the prefix rounded up to
+* **Groups**: consecutive dense samples are applied together, for as long as no element collects
+  more than :data:`GROUP_PULSES` pulses (and no count exceeds 32). Per element, its pulses in the
+  group, in sample order, become a stream of direction bits (32 per word, :data:`STREAM_WORDS`
+  words), so one sort and one gather serve the whole group instead of one per sample (the
+  ``reram_es`` dense update: 94 → 51 ms at 512×512, one core). A sparse sample, or a dense one
+  with counts above 32, first applies the group.
+* **Passes**: a batch's or group's columns are sorted by their pulse count (descending, counting
+  sort), so that pulse k is one pass over a prefix. Both directions' steps, the bounds and the
+  law's parameters are gathered in sorted order into contiguous buffers in the state's dtype; in a
+  pass, each lane reads its direction bit and selects the direction's parameters arithmetically
+  (a select of two loads would compile to a gather). All Gaussians of the batch are drawn in one
+  go (:func:`analogkit.periphery.kernels.row_normals`). A pass runs over the prefix rounded up to
   :data:`LANES` elements (the extra ones keep their weight), so that it never falls into a scalar
   remainder loop. The exponential and logarithm are :func:`fexp` / :func:`flog`, branch-free
   polynomials that vectorise (AVX2/AVX-512): about a nanosecond per pulse with its Gaussian,
-  plus about 3 ns per coinciding element and sample (counting, sorting, gathering; one core).
+  plus about 1 ns per coinciding element and sample in a group (counting, direction streams; one
+  core), 3 ns in a sparse batch (sorting and gathering per batch).
 
 :func:`fexp`: e^x = 2ⁿ·e^r with n = rint(x/ln 2) and r = x − n·ln 2 (Cody & Waite 1980: ln 2 split
 in a high part, exact in n·ln2_hi, and a low part), e^r on |r| <= ln2/2 by its Taylor polynomial
@@ -99,6 +107,11 @@ PARALLEL_MIN_WORK = _kernels.PARALLEL_MIN_WORK
 PARALLEL_MIN_BITS = _kernels.PARALLEL_MIN_BITS
 #: A dense pass covers its prefix rounded up to a multiple of this (one AVX-512 float32 vector).
 LANES = 16
+#: Direction words (32 pulses each) per element of a group of dense samples (compile-time).
+STREAM_WORDS = 4
+#: Pulses per element up to which consecutive dense samples are applied as one group (at most
+#: 32·STREAM_WORDS; passed to the kernel at run time, so that the tests can make groups short).
+GROUP_PULSES = 32 * STREAM_WORDS
 
 # step laws of the row kernel
 _EXP, _POW, _PIECEWISE = 0, 1, 2
@@ -124,6 +137,11 @@ if HAVE_NUMBA:
     from analogkit.update.kernels import _popcount, _redraw_marked, _sort_by_count, _total_pulses
 
     _SEED_NOISE = np.uint64(0x510E527FADE682D1)
+    _FULL = np.uint32(0xFFFFFFFF)
+    _ONE64 = np.uint64(1)
+    _ZERO64 = np.uint64(0)
+    _ALL64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+    _LOW32 = np.uint64(0xFFFFFFFF)
     _SLOW = np.uint64(0x9B05688C2B3E6C1F)
     _SEED_MEAN = np.uint64(0x1F83D9ABFB41BD6B)
     # fastmath: only contraction of a·b + c into one FMA (no reassociation, NaN/inf kept)
@@ -323,13 +341,17 @@ if HAVE_NUMBA:
 
     @njit(inline="always", cache=True, error_model="numpy", fastmath=_FM)
     def _sorted_passes(i, n_b, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn, tab, consts,
-                       buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1, buf_p2, buf_p3, zall, base, ctr):
+                       buf_j, buf_d, n_words, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1, buf_p2, buf_p3, zall,
+                       base, ctr):
         """Apply the pulses of n_b elements (i, buf_j[t]) of row i, sorted by count (descending; n_ge[c]
-        of them have count >= c), in direction buf_up[t]: gather their parameters into contiguous
-        buffers (the direction's signed step and p1..p3 of the law, selected branch-free; 0 where the
-        span is not > 0, see the module docstring), draw all their Gaussians in one go
-        (``n_pulses``, from the row stream at ``ctr``), run pulse k as one vectorised pass over the
-        prefix of elements with count > k, and write the weights back. Returns the advanced ``ctr``."""
+        of them have count >= c). Pulse k of element t goes up if bit k % 32 of its direction word
+        buf_d[min(k // 32, n_words − 1), t] is set (one word of equal bits for an element pulsed in
+        one direction, a stream of words for a group of samples). Gathers their parameters into
+        contiguous buffers (both directions' steps, 0 where the span is not > 0, see the module
+        docstring, and the law's p1..p3), draws all their Gaussians in one go (``n_pulses``, from the
+        row stream at ``ctr``), runs pulse k as one vectorised pass over the prefix of elements with
+        count > k, the direction's parameters selected per lane, and writes the weights back. Returns
+        the advanced ``ctr``."""
         one = consts[_C_ONE]
         zero = consts[_C_ZERO]
         sigma = consts[_C_SIGMA]
@@ -343,67 +365,71 @@ if HAVE_NUMBA:
         a_up = consts[_C_P0 + 4]
         a_dn = consts[_C_P0 + 5]
         nsec = consts[_C_P0]  # piecewise: N
-        for t in range(n_b):  # (directions are random: a select of two loads would be a branch, mispredicted
-            j = buf_j[t]         # half the time, measured 3 vs 1.5 ns per element; hence the arithmetic blend)
-            fu = one if buf_up[t] else zero
+        nsec1 = nsec + one
+        for t in range(n_b):
+            j = buf_j[t]
+            lo = w_min[i, j]
+            hi = w_max[i, j]
+            ok = hi - lo > zero
             buf_w[t] = w[i, j]
-            buf_lo[t] = w_min[i, j]
-            buf_hi[t] = w_max[i, j]
-            buf_m[t] = fu * dw_up[i, j] - (one - fu) * dw_dn[i, j]
-        if law == _EXP:
-            for t in range(n_b):
-                up = buf_up[t]
-                span = buf_hi[t] - buf_lo[t]
-                ok = span > zero
+            buf_lo[t] = lo
+            buf_hi[t] = hi
+            buf_mu[t] = dw_up[i, j] if ok else zero
+            buf_md[t] = -dw_dn[i, j] if ok else zero
+        for t in range(n_b):
+            span = buf_hi[t] - buf_lo[t]
+            ok = span > zero
+            if law == _EXP:
                 buf_p1[t] = two_a / (span if ok else one)
-                buf_p2[t] = g_up if up else g_dn
-                buf_p3[t] = a_up if up else a_dn
-                buf_m[t] = buf_m[t] if ok else zero
-        elif law == _POW:
-            for t in range(n_b):
-                up = buf_up[t]
+            elif law == _POW:
                 j = buf_j[t]
-                span = buf_hi[t] - buf_lo[t]
-                ok = span > zero
-                inv = one / (span if ok else one)
-                buf_p1[t] = buf_hi[t] if up else buf_lo[t]
-                buf_p2[t] = inv if up else -inv
-                fu = one if up else zero
-                buf_p3[t] = fu * pe_up[i, j] + (one - fu) * pe_dn[i, j]
-                buf_m[t] = buf_m[t] if ok else zero
-        else:
-            for t in range(n_b):
-                span = buf_hi[t] - buf_lo[t]
-                buf_p1[t] = nsec / span if span > zero else zero
-                buf_p2[t] = zero if buf_up[t] else nsec + one
+                buf_p1[t] = one / (span if ok else one)
+                buf_p2[t] = pe_up[i, j]
+                buf_p3[t] = pe_dn[i, j]
+            else:
+                buf_p1[t] = nsec / span if ok else zero
         if sigma > zero:  # every Gaussian of the batch in one go
             row_normals(zall[:n_pulses], base + np.uint64(ctr) * _GOLDEN)
             ctr += n_pulses
         # pulse k: one pass over the prefix of elements with count > k, rounded up to LANES (elements
         # past the prefix keep their weight; their buffers hold finite values, so the extra lanes
         # compute harmlessly)
+        nobit = np.uint32(0)
         off = 0
         for k in range(maxc):
             n_k = n_ge[k + 1]
             n_pad = (n_k + LANES - 1) // LANES * LANES
             zk = zall[off:]  # (zall[off + t] would be a gather: numba's index may be negative)
+            dk = buf_d[min(k >> 5, n_words - 1)]
+            bit = np.uint32(1 << (k & 31))
             if law == _EXP:
                 for t in range(n_pad):
+                    up = (dk[t] & bit) != nobit
+                    fu = one if up else zero
                     wv = buf_w[t]
-                    mean = _mean_exp(wv, buf_p1[t], buf_p2[t], buf_p3[t], buf_m[t], bb, maxe, one, zero)
+                    mean = _mean_exp(wv, buf_p1[t], g_up if up else g_dn, a_up if up else a_dn,
+                                     fu * buf_mu[t] + (one - fu) * buf_md[t], bb, maxe, one, zero)
                     std = sigma * (abs(mean) + s_add + s_slope * abs(wv))
                     new = min(max(wv + mean + std * zk[t], buf_lo[t]), buf_hi[t])
                     buf_w[t] = new if t < n_k else wv
             elif law == _POW:
                 for t in range(n_pad):
+                    up = (dk[t] & bit) != nobit
+                    fu = one if up else zero
+                    fd = one - fu
                     wv = buf_w[t]
-                    mean = _mean_pow(wv, buf_p1[t], buf_p2[t], buf_p3[t], buf_m[t], one, zero)
+                    inv = buf_p1[t]
+                    mean = _mean_pow(wv, fu * buf_hi[t] + fd * buf_lo[t], inv if up else -inv,
+                                     fu * buf_p2[t] + fd * buf_p3[t], fu * buf_mu[t] + fd * buf_md[t], one, zero)
                     new = min(max(wv + mean + sigma * abs(mean) * zk[t], buf_lo[t]), buf_hi[t])
                     buf_w[t] = new if t < n_k else wv
             else:
                 for t in range(n_pad):
+                    up = (dk[t] & bit) != nobit
+                    fu = one if up else zero
                     wv = buf_w[t]
-                    mean = _mean_piecewise(wv, buf_lo[t], buf_p1[t], buf_p2[t], buf_m[t], nsec, tab, one, zero)
+                    mean = _mean_piecewise(wv, buf_lo[t], buf_p1[t], zero if up else nsec1,
+                                           fu * buf_mu[t] + (one - fu) * buf_md[t], nsec, tab, one, zero)
                     new = min(max(wv + mean + sigma * abs(mean) * zk[t], buf_lo[t]), buf_hi[t])
                     buf_w[t] = new if t < n_k else wv
             off += n_k
@@ -422,28 +448,52 @@ if HAVE_NUMBA:
     def _sort_buffers(n_in, max_c, w):
         """Work arrays of a row's sorted passes, for counts up to ``max_c``: the counting sort's
         permutation, sub-histograms, starts and n_ge[c] (positions with count >= c), then per sorted
-        position t its column, direction and, in w's dtype, weight, law parameters p1..p3, signed step
-        and bounds (room for a pass rounded up to LANES)."""
+        position t its column, its STREAM_WORDS direction words and, in w's dtype, weight, bounds,
+        up and down steps and law parameters p1..p3 (room for a pass rounded up to LANES)."""
         n_bins = max_c + 2
         n_buf = n_in + LANES
         ftype = w.dtype
         return (np.zeros(n_in, np.int64), np.zeros((_SORT_WAYS, n_bins), np.int32),
                 np.zeros((_SORT_WAYS, n_bins), np.int32), np.zeros(n_bins, np.int32), np.zeros(n_buf, np.int64),
-                np.zeros(n_buf, np.bool_), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype),
-                np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype))
+                np.zeros((STREAM_WORDS, n_buf), np.uint32), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype),
+                np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype),
+                np.zeros(n_buf, ftype), np.zeros(n_buf, ftype))
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _stream_add(n, rs, cnt, colsgn, gpos, gd):
+        """Append sample n to the group's direction streams: for every column j, bits gpos[j] ..
+        gpos[j] + cnt[j] − 1 of its words gd[:, j] (32 pulses per word) set if its pulses go up
+        (rs != colsgn[n, j]); then gpos[j] += cnt[j]. Counts are <= 32, so the run is one 64-bit
+        window over two words (its low and high halves go to words gpos[j] // 32 and the next);
+        branch-free over the words, so it vectorises."""
+        for j in range(gpos.shape[0]):
+            c = cnt[j]
+            p = gpos[j]
+            um = _ALL64 if rs != colsgn[n, j] else _ZERO64
+            v = (((_ONE64 << np.uint64(c)) - _ONE64) & um) << np.uint64(p & 31)
+            lo = np.uint32(v & _LOW32)
+            hi = np.uint32(v >> np.uint64(32))
+            q0 = p >> 5
+            for q in range(STREAM_WORDS):
+                gd[q, j] |= (lo if q == q0 else np.uint32(0)) | (hi if q == q0 + 1 else np.uint32(0))
+            gpos[j] = p + c
 
     @njit(cache=True, error_model="numpy", nogil=True, fastmath=_FM)
     def _row_block_step(
         i0, i1, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn, tab, wn, consts, law, wn_scale, max_b,
         mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, row_ptr, row_smp, seed,
-        row_pulses, row_max,
+        group_pulses, row_pulses, row_max,
     ):
         """Rows i0..i1 − 1 of the update; for each row, its firing samples in order.
 
-        A dense sample is applied on its own: its columns sorted by count, pulse k one vectorised
-        pass over the prefix of columns with count > k (:func:`_sorted_passes`). The coinciding
-        columns of consecutive sparse samples are batched while no column repeats, and a batch is
-        applied the same way. Then the write noise of the row's touched elements is redrawn.
+        Consecutive dense samples are collected into a group for as long as no element's pulses in
+        the group exceed ``group_pulses`` (<= 32·STREAM_WORDS): each element's pulses, in sample
+        order, become a stream of direction bits (:func:`_stream_add`); the group is then applied
+        at once, its columns sorted by their pulse total, pulse k one vectorised pass over the prefix
+        of columns with more than k pulses (:func:`_sorted_passes`). One sort and one gather serve
+        the whole group instead of one per sample. The coinciding columns of consecutive sparse
+        samples are batched while no column repeats, and a batch is applied the same way. Then the
+        write noise of the row's touched elements is redrawn.
         """
         n_in = w.shape[1]
         m_samples = bl.shape[0]
@@ -453,14 +503,16 @@ if HAVE_NUMBA:
         touched = np.zeros(n_in, np.bool_)  # columns pulsed in this row (their write noise is redrawn)
         tlist = np.zeros(n_in, np.int64)
         inb = np.zeros(n_in, np.bool_)  # columns in the batch
-        cnt = np.zeros(n_in, np.int64)
+        cnt = np.zeros(n_in, np.int32)
         sl = np.zeros(n_in, np.int64)  # the current sample's coinciding columns and counts
         sc = np.zeros(n_in, np.int64)
         lst = np.zeros(n_in, np.int64)  # the batch: columns, counts, directions (up)
         cl = np.zeros(n_in, np.int64)
         dirs = np.zeros(n_in, np.bool_)
-        (perm, hist, start, n_ge, buf_j, buf_up, buf_w, buf_p1, buf_p2, buf_p3, buf_m, buf_lo,
-         buf_hi) = _sort_buffers(n_in, max_b, w)
+        gpos = np.zeros(n_in, np.int32)  # the group: pulses per column so far, direction streams
+        gd = np.zeros((STREAM_WORDS, n_in), np.uint32)
+        (perm, hist, start, n_ge, buf_j, buf_d, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1, buf_p2,
+         buf_p3) = _sort_buffers(n_in, max(max_b, group_pulses), w)
         zall = np.zeros(4 * n_in + LANES, np.float32)
         for i in range(i0, i1):
             base = _mix64(seed ^ _SEED_NOISE ^ (np.uint64(i) * _GOLDEN))
@@ -471,6 +523,7 @@ if HAVE_NUMBA:
             n_t = 0  # touched columns of the row from sparse samples (tlist)
             row_dense = False  # a dense sample marked its columns: the end of the row scans them all
             n_b = 0  # columns in the batch (lst, cl, dirs)
+            g_max = 0  # most pulses of a column in the group (0: no group)
             idx = row_ptr[i]
             end = row_ptr[i + 1]
             while True:
@@ -490,21 +543,21 @@ if HAVE_NUMBA:
                         if mode == _STOCHASTIC:
                             rb = rowbits[n, 0, i]
                             for j in range(n_in):
-                                cnt[j] = _popcount(rb & colbits[n, 0, j])
+                                cnt[j] = np.int32(_popcount(rb & colbits[n, 0, j]))
                             for wd in range(1, nw):
                                 rb = rowbits[n, wd, i]
                                 for j in range(n_in):
-                                    cnt[j] += _popcount(rb & colbits[n, wd, j])
+                                    cnt[j] += np.int32(_popcount(rb & colbits[n, wd, j]))
                         elif mode == _IMPLICIT:
                             for j in range(n_in):
-                                cnt[j] = int(np.rint(float(b) * rv * colval[n, j]))
+                                cnt[j] = np.int32(np.rint(float(b) * rv * colval[n, j]))
                         else:
                             key0 = (i * m_samples + n) * n_in
                             for j in range(n_in):
                                 mu = float(b) * rv * colval[n, j]
                                 fl = math.floor(mu)
                                 u = _unit53(_mix64(seed_mean + np.uint64(key0 + j) * _GOLDEN))
-                                cnt[j] = int(fl) + (1 if u < mu - fl else 0)
+                                cnt[j] = np.int32(fl) + np.int32(1 if u < mu - fl else 0)
                     else:  # the firing columns only
                         for k in range(na):
                             j = colidx[n, k]
@@ -526,6 +579,40 @@ if HAVE_NUMBA:
                         conflict = False
                         for t in range(n_s):
                             conflict = conflict | inb[sl[t]]
+                # -- the sample's counts, and the group's pulse total with them ----------------------
+                c_max = 0
+                g_new = 0
+                if dense:
+                    for j in range(n_in):
+                        c_max = max(c_max, cnt[j])
+                        g_new = max(g_new, gpos[j] + cnt[j])
+                one_word = c_max <= 32  # the group takes samples whose trains fit in a direction word
+                if g_max > 0 and (not dense or not one_word or g_new > group_pulses):
+                    # -- apply the group: its columns sorted by pulse total, the passes reading each
+                    #    column's direction from its stream ------------------------------------------
+                    n_live = _sort_by_count(gpos, n_in, g_max, False, hist, start, n_ge, perm)
+                    for t in range(n_live):
+                        j = perm[t]
+                        buf_j[t] = j
+                        for q in range(STREAM_WORDS):
+                            buf_d[q, t] = gd[q, j]
+                    n_pulses = _total_pulses(n_ge, g_max)
+                    zall = _room(zall, n_pulses)
+                    ctr = _sorted_passes(i, n_live, g_max, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up,
+                                         pe_dn, tab, consts, buf_j, buf_d, STREAM_WORDS, buf_w, buf_lo, buf_hi, buf_mu,
+                                         buf_md, buf_p1, buf_p2, buf_p3, zall, base, ctr)
+                    pulses += n_pulses
+                    if track:
+                        row_dense = True
+                        for t in range(n_live):
+                            touched[buf_j[t]] = True
+                    for j in range(n_in):
+                        gpos[j] = 0
+                    for q in range(STREAM_WORDS):
+                        for j in range(n_in):
+                            gd[q, j] = 0
+                    g_max = 0
+                    g_new = c_max
                 if conflict and n_b > 0:
                     # -- apply the batch: every column of it at most once, so its pulses commute
                     #    with the other columns' and each element still sees its samples in order.
@@ -539,41 +626,42 @@ if HAVE_NUMBA:
                     for t in range(n_b):
                         tt = perm[t]
                         buf_j[t] = lst[tt]
-                        buf_up[t] = dirs[tt]
+                        buf_d[0, t] = _FULL if dirs[tt] else np.uint32(0)
                         inb[lst[tt]] = False
                     n_pulses = _total_pulses(n_ge, maxc)
                     zall = _room(zall, n_pulses)
                     ctr = _sorted_passes(i, n_b, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn,
-                                         tab, consts, buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1, buf_p2, buf_p3,
-                                         zall, base, ctr)
+                                         tab, consts, buf_j, buf_d, 1, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1,
+                                         buf_p2, buf_p3, zall, base, ctr)
                     pulses += n_pulses
                     cmax = max(cmax, maxc)
                     n_b = 0
                 if idx >= end:
                     break
                 if dense:
-                    # -- a dense sample on its own: the columns with a count, sorted by count (no
-                    #    lists, no batch: the next sample would repeat its columns anyway) ----------
-                    maxc = 0
-                    for j in range(n_in):
-                        maxc = max(maxc, cnt[j])
-                    if maxc > 0:
-                        n_live = _sort_by_count(cnt, n_in, maxc, False, hist, start, n_ge, perm)
-                        for t in range(n_live):
-                            j = perm[t]
-                            buf_j[t] = j
-                            buf_up[t] = rs != colsgn[n, j]
-                        n_pulses = _total_pulses(n_ge, maxc)
-                        zall = _room(zall, n_pulses)
-                        ctr = _sorted_passes(i, n_live, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up,
-                                             pe_dn, tab, consts, buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1,
-                                             buf_p2, buf_p3, zall, base, ctr)
-                        pulses += n_pulses
-                        cmax = max(cmax, maxc)
-                        if track:
-                            row_dense = True
+                    if c_max > 0:
+                        if not one_word:
+                            # -- trains longer than a direction word (BL > 32): the sample on its
+                            #    own, one word of equal bits per column ------------------------------
+                            n_live = _sort_by_count(cnt, n_in, c_max, False, hist, start, n_ge, perm)
                             for t in range(n_live):
-                                touched[buf_j[t]] = True
+                                j = perm[t]
+                                buf_j[t] = j
+                                buf_d[0, t] = _FULL if rs != colsgn[n, j] else np.uint32(0)
+                            n_pulses = _total_pulses(n_ge, c_max)
+                            zall = _room(zall, n_pulses)
+                            ctr = _sorted_passes(i, n_live, c_max, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max,
+                                                 pe_up, pe_dn, tab, consts, buf_j, buf_d, 1, buf_w, buf_lo, buf_hi,
+                                                 buf_mu, buf_md, buf_p1, buf_p2, buf_p3, zall, base, ctr)
+                            pulses += n_pulses
+                            if track:
+                                row_dense = True
+                                for t in range(n_live):
+                                    touched[buf_j[t]] = True
+                        else:  # -- into the group ------------------------------------------------------
+                            _stream_add(n, rs, cnt, colsgn, gpos, gd)
+                            g_max = g_new
+                        cmax = max(cmax, c_max)
                     idx += 1
                     continue
                 # -- add the sample's columns to the batch ---------------------------------------
@@ -605,8 +693,8 @@ if HAVE_NUMBA:
         n_in = w.shape[1]
         track = wn_scale > 0.0
         cnt = np.zeros(n_in, np.int64)
-        (perm, hist, start, n_ge, buf_j, buf_up, buf_w, buf_p1, buf_p2, buf_p3, buf_m, buf_lo,
-         buf_hi) = _sort_buffers(n_in, max_c, w)
+        (perm, hist, start, n_ge, buf_j, buf_d, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1, buf_p2,
+         buf_p3) = _sort_buffers(n_in, max_c, w)
         zall = np.zeros(n_in * max(max_c, 1) + LANES, np.float32)
         for t in range(t0, t1):
             i = rows[t]
@@ -623,11 +711,11 @@ if HAVE_NUMBA:
             for q in range(n_live):
                 j = perm[q]
                 buf_j[q] = j
-                buf_up[q] = counts[t, j] > 0
+                buf_d[0, q] = _FULL if counts[t, j] > 0 else np.uint32(0)
             n_pulses = _total_pulses(n_ge, maxc)
             ctr = _sorted_passes(i, n_live, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn,
-                                 tab, consts, buf_j, buf_up, buf_w, buf_lo, buf_hi, buf_m, buf_p1, buf_p2, buf_p3,
-                                 zall, base, 0)
+                                 tab, consts, buf_j, buf_d, 1, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1, buf_p2,
+                                 buf_p3, zall, base, 0)
             row_pulses[t] = n_pulses
             if track:
                 for q in range(n_live):
@@ -778,7 +866,7 @@ def step_kernel_update_(
     _kernels._split(_row_block_step, n_out, (4 * threads) if parallel else 1, (
         w_np, *arrays, wn_np, consts, params.law, written.wn_scale, int(bl.max()),
         mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
-        ws["rowval"], row_ptr, row_smp, seed, row_pulses, row_max,
+        ws["rowval"], row_ptr, row_smp, seed, min(GROUP_PULSES, 32 * STREAM_WORDS), row_pulses, row_max,
     ))
     written.back()
     return bl.copy(), int(row_pulses.sum()), int(row_max.max()), "parallel" if parallel else "serial"
