@@ -9,9 +9,11 @@ test holds for the non-Gaussian laws of pulse counts too). 5 standard errors for
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
-from update_testkit import repeat_updates
+from update_testkit import NO_D2D, many_dense_samples, repeat_updates
 
 import analogkit.devices as D
 from analogkit.update import UpdateConfig, kernels, pulsed_update_
@@ -77,6 +79,56 @@ def test_numba_and_torch_agree_in_mean_and_variance(name, application):
     _compare(dwt, dwk, f"{name}/{application}")
     if wnt.numel():
         _compare(wnt.double(), wnk.double(), f"{name}/{application} write noise")
+
+
+#: Soft bounds whose slope is −1.5 (dw_min > w_max): steps overshoot, so without noise the kernel
+#: pulses them one by one (the closed form is not exact), and w ← a + (1 + b)·w contracts (rounding
+#: differences shrink from pulse to pulse).
+OVERSHOOT = D.SoftBoundsDevice(dw_min=0.3, w_max=0.2, w_min=-0.2, up_down=0.3, dw_min_std=0.0, **NO_D2D)
+
+
+@pytest.mark.parametrize(("group_pulses", "full"), [(128, False), (33, False), (8, False), (128, True)])
+def test_groups_of_dense_samples_keep_each_elements_order(monkeypatch, group_pulses, full):
+    """Pulse-by-pulse devices: consecutive dense samples are applied as groups (one sort, each
+    element's pulses a stream of direction bits). Deterministic counts and no noise: every
+    element's pulse sequence is fixed, so the weights agree with the reference to rounding, for
+    groups ending at almost every sample (8) or holding many changes of direction (33, 128), and
+    with full trains (31 pulses per element and sample: groups end at their pulse limit)."""
+    monkeypatch.setattr(kernels, "GROUP_PULSES", group_pulses)
+    state0, x, d = many_dense_samples(OVERSHOOT, seed=3, full=full)
+    out = []
+    for backend in ("torch", "numba"):
+        st = state0.clone()
+        cfg = UpdateConfig(backend=backend, pulse_type="deterministic_implicit")
+        stats = pulsed_update_(OVERSHOOT, st, x, d, 0.5, cfg, torch.Generator().manual_seed(0))
+        out.append((st.w, stats.pulses))
+    (wt, pt), (wk, pk) = out
+    assert pt == pk > 20 * wt.numel()  # long trains: several 32-pulse direction words per element
+    assert (wt != state0.w).float().mean() > 0.9
+    torch.testing.assert_close(wk, wt, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["constant_step_wide_noise", "overshoot_write_noise"])
+def test_groups_agree_in_mean_and_variance(monkeypatch, name):
+    """Stochastic trains over a run of dense samples, in groups of varying size with changes of
+    direction inside them, for both pulse-by-pulse cases: c2c noise too wide for the closed form
+    (σ = 0.6), and overshooting steps (with write noise). Per element statistics (and of the write
+    noise) as the reference's."""
+    monkeypatch.setattr(kernels, "GROUP_PULSES", 40)
+    dev = DEVICES.get(name) or dataclasses.replace(OVERSHOOT, write_noise_std=1.0, dw_min_dtod=0.1)
+    state0, x, d = many_dense_samples(dev, seed=5, samples=8, n_in=12)
+    if name == "constant_step_wide_noise":
+        d *= 0.1  # a few pulses per element and sample, so that few elements reach a bound
+    results = {}
+    for backend in ("torch", "numba"):
+        cfg = UpdateConfig(backend=backend)
+        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)
+    (wt, wnt), (wk, wnk) = results["torch"], results["numba"]
+    dwt, dwk = (wt - state0.w).double(), (wk - state0.w).double()
+    assert dwt.abs().amax(0).gt(0).float().mean() > 0.9
+    _compare(dwt, dwk, f"{name}/groups")
+    if wnt.numel():
+        _compare(wnt.double(), wnk.double(), f"{name}/groups write noise")
 
 
 @pytest.mark.slow

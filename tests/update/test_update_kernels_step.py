@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from update_testkit import repeat_updates
+from update_testkit import many_dense_samples, repeat_updates
 
 import analogkit.devices as D
 from analogkit.devices import DEVICE_PRESETS
@@ -132,29 +132,17 @@ def test_deterministic_counts_without_noise_agree_to_rounding(name):
         assert bool((z.abs() > 65).any())
 
 
-def _many_dense_samples(dev: D.Device, seed: int, samples: int = 12, n_in: int = 20):
-    """State (5, n_in) and a run of mostly dense samples of both signs (a sparse one in the middle),
-    long trains: every element gets pulses in both directions, so the groups' direction streams hold
-    changes of direction, and flushes at the group's pulse limit."""
-    gen = torch.Generator().manual_seed(seed)
-    state = dev.build_state((5, n_in), gen)
-    dev.set_weights(state, 0.5 * (state.w_max + state.w_min), gen)
-    x = torch.randn(samples, n_in, generator=gen)
-    x[samples // 2, 2:] = 0  # a sparse sample: ends the group before it
-    d = 20 * dev.dw_min * torch.randn(samples, 5, generator=gen)
-    return state, x, d
-
-
-@pytest.mark.parametrize("group_pulses", [128, 33, 8])
+@pytest.mark.parametrize(("group_pulses", "full"), [(128, False), (33, False), (8, False), (128, True)])
 @pytest.mark.parametrize("name", ["exp_step", "pow_step", "piecewise_step"])
-def test_groups_of_dense_samples_keep_each_elements_order(monkeypatch, name, group_pulses):
+def test_groups_of_dense_samples_keep_each_elements_order(monkeypatch, name, group_pulses, full):
     """Consecutive dense samples are applied as groups (one sort, direction streams): without noise
     and with deterministic counts every element's pulse sequence is fixed, so the weights agree
     with the reference to rounding, whatever the group size (8: a group ends at almost every
-    sample, 33 and 128: groups with many changes of direction)."""
+    sample, 33 and 128: groups with many changes of direction), and with full trains (31 pulses
+    per element and sample: groups end at their pulse limit)."""
     monkeypatch.setattr(kernels_step, "GROUP_PULSES", group_pulses)
     dev = dataclasses.replace(DEVICES[name], dw_min_std=0.0)
-    state0, x, d = _many_dense_samples(dev, seed=3)
+    state0, x, d = many_dense_samples(dev, seed=3, full=full)
     out = []
     for backend in ("torch", "numba"):
         st = state0.clone()
@@ -171,7 +159,7 @@ def test_trains_longer_than_a_direction_word(monkeypatch):
     """BL above 32 (counts that do not fit in one direction word): such dense samples are applied on
     their own, in order with the groups around them (deterministic counts, no noise: exact)."""
     dev = dataclasses.replace(DEVICES["exp_step"], dw_min_std=0.0)
-    state0, x, d = _many_dense_samples(dev, seed=4)
+    state0, x, d = many_dense_samples(dev, seed=4)
     x[::3] *= 0.05  # short trains: these samples form groups between the long ones
     out = []
     for backend in ("torch", "numba"):
@@ -191,7 +179,7 @@ def test_groups_agree_in_mean_and_variance(monkeypatch, name):
     changes of direction inside them): per element statistics as the reference's."""
     monkeypatch.setattr(kernels_step, "GROUP_PULSES", 40)
     dev = DEVICES[name]
-    state0, x, d = _many_dense_samples(dev, seed=5, samples=8, n_in=12)
+    state0, x, d = many_dense_samples(dev, seed=5, samples=8, n_in=12)
     _agree(dev, state0, x, d, f"{name}/groups")
 
 

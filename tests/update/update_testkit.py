@@ -82,3 +82,19 @@ def count_moments(x: Tensor, d: Tensor, lr: float, dw_min: float, cfg: UpdateCon
         mean += sign * bl * pq
         var += bl * pq * (1 - pq)
     return mean, var
+
+
+def many_dense_samples(dev: D.Device, seed: int, samples: int = 12, n_in: int = 20, full: bool = False):
+    """State (5, n_in) and a run of mostly dense samples of both signs (a sparse one in the middle),
+    long trains: every element gets pulses in both directions, so the groups' direction streams hold
+    changes of direction, and flushes at the group's pulse limit. ``full``: x, d = ±1 (every
+    element coincides in every slot of a train: BL pulses per element and sample)."""
+    gen = torch.Generator().manual_seed(seed)
+    state = dev.build_state((5, n_in), gen)
+    dev.set_weights(state, 0.5 * (state.w_max + state.w_min), gen)
+    x = torch.randn(samples, n_in, generator=gen)
+    d = 20 * dev.dw_min * torch.randn(samples, 5, generator=gen)
+    if full:
+        x, d = x.sign(), d.sign()
+    x[samples // 2, 2:] = 0  # a sparse sample: ends the group before it
+    return state, x, d

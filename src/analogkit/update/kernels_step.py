@@ -107,11 +107,10 @@ PARALLEL_MIN_WORK = _kernels.PARALLEL_MIN_WORK
 PARALLEL_MIN_BITS = _kernels.PARALLEL_MIN_BITS
 #: A dense pass covers its prefix rounded up to a multiple of this (one AVX-512 float32 vector).
 LANES = 16
-#: Direction words (32 pulses each) per element of a group of dense samples (compile-time).
-STREAM_WORDS = 4
-#: Pulses per element up to which consecutive dense samples are applied as one group (at most
-#: 32·STREAM_WORDS; passed to the kernel at run time, so that the tests can make groups short).
-GROUP_PULSES = 32 * STREAM_WORDS
+#: Direction words per element of a group of dense samples (see :mod:`analogkit.update.kernels`).
+STREAM_WORDS = _kernels.STREAM_WORDS
+#: Pulses per element up to which consecutive dense samples are applied as one group (run time).
+GROUP_PULSES = _kernels.GROUP_PULSES
 
 # step laws of the row kernel
 _EXP, _POW, _PIECEWISE = 0, 1, 2
@@ -134,14 +133,16 @@ if HAVE_NUMBA:
         gauss_scalar,
         row_normals,
     )
-    from analogkit.update.kernels import _popcount, _redraw_marked, _sort_by_count, _total_pulses
+    from analogkit.update.kernels import (
+        _FULL,
+        _popcount,
+        _redraw_marked,
+        _sort_by_count,
+        _stream_add,
+        _total_pulses,
+    )
 
     _SEED_NOISE = np.uint64(0x510E527FADE682D1)
-    _FULL = np.uint32(0xFFFFFFFF)
-    _ONE64 = np.uint64(1)
-    _ZERO64 = np.uint64(0)
-    _ALL64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-    _LOW32 = np.uint64(0xFFFFFFFF)
     _SLOW = np.uint64(0x9B05688C2B3E6C1F)
     _SEED_MEAN = np.uint64(0x1F83D9ABFB41BD6B)
     # fastmath: only contraction of a·b + c into one FMA (no reassociation, NaN/inf kept)
@@ -458,25 +459,6 @@ if HAVE_NUMBA:
                 np.zeros((STREAM_WORDS, n_buf), np.uint32), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype),
                 np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype), np.zeros(n_buf, ftype),
                 np.zeros(n_buf, ftype), np.zeros(n_buf, ftype))
-
-    @njit(inline="always", cache=True, error_model="numpy")
-    def _stream_add(n, rs, cnt, colsgn, gpos, gd):
-        """Append sample n to the group's direction streams: for every column j, bits gpos[j] ..
-        gpos[j] + cnt[j] − 1 of its words gd[:, j] (32 pulses per word) set if its pulses go up
-        (rs != colsgn[n, j]); then gpos[j] += cnt[j]. Counts are <= 32, so the run is one 64-bit
-        window over two words (its low and high halves go to words gpos[j] // 32 and the next);
-        branch-free over the words, so it vectorises."""
-        for j in range(gpos.shape[0]):
-            c = cnt[j]
-            p = gpos[j]
-            um = _ALL64 if rs != colsgn[n, j] else _ZERO64
-            v = (((_ONE64 << np.uint64(c)) - _ONE64) & um) << np.uint64(p & 31)
-            lo = np.uint32(v & _LOW32)
-            hi = np.uint32(v >> np.uint64(32))
-            q0 = p >> 5
-            for q in range(STREAM_WORDS):
-                gd[q, j] |= (lo if q == q0 else np.uint32(0)) | (hi if q == q0 + 1 else np.uint32(0))
-            gpos[j] = p + c
 
     @njit(cache=True, error_model="numpy", nogil=True, fastmath=_FM)
     def _row_block_step(
