@@ -449,6 +449,13 @@ if HAVE_NUMBA:
         b64 = b32 * b32
         pc = (b1 if c & 1 else 1.0) * (b2 if c & 2 else 1.0) * (b4 if c & 4 else 1.0) * (b8 if c & 8 else 1.0)
         pc *= (b16 if c & 16 else 1.0) * (b32 if c & 32 else 1.0) * (b64 if c & 64 else 1.0)  # cc^c
+        y = c2 - 1.0
+        if not mult:  # additive noise: Σ_{k<c} cc^{2k}, and geom, from one division (vector divisions are slow)
+            inv = 1.0 / (slope * y)
+            geom = _series(n, slope) if abs(slope) <= 1e-6 else (pc - 1.0) * y * inv
+            s2_add = _series(n, y) if abs(y) <= 1e-6 else (pc * pc - 1.0) * slope * inv
+            var = sigma * sigma * nv * nv * s2_add
+            return geom, (var if sigma > 0.0 else 0.0)
         geom = _series(n, slope) if abs(slope) <= 1e-6 else (pc - 1.0) / slope
         # multiplicative noise: Σ_{k<c} q^{c-1-k} cc^{2k} with q = cc² + σ²slope²
         #   = cc^{2(c-1)}·Σ_{k<c} (1+x)^k,  x = σ²slope²/cc²   (3-term series for x <= 1e-6)
@@ -468,10 +475,7 @@ if HAVE_NUMBA:
             pq = (e1 if c & 1 else 1.0) * (e2 if c & 2 else 1.0) * (e4 if c & 4 else 1.0) * (e8 if c & 8 else 1.0)
             pq *= (e16 if c & 16 else 1.0) * (e32 if c & 32 else 1.0) * (e64 if c & 64 else 1.0)  # q^c
             s2_mult = (pc * pc / c2) * _series(n, x) if x <= 1e-6 else (pq - pc * pc) / ss
-        # additive noise: Σ_{k<c} cc^{2k}
-        y = c2 - 1.0
-        s2_add = _series(n, y) if abs(y) <= 1e-6 else (pc * pc - 1.0) / y
-        var = sigma * sigma * (d0 * d0 * s2_mult if mult else nv * nv * s2_add)
+        var = sigma * sigma * d0 * d0 * s2_mult
         return geom, (var if sigma > 0.0 else 0.0)
 
     @njit(inline="always", cache=True, error_model="numpy")
@@ -632,11 +636,12 @@ if HAVE_NUMBA:
         ``unsafe`` for the caller to pulse one by one."""
         for j in range(w.shape[1]):
             c = cnt[j]
-            up = rs != colsgn[n, j]
-            sg = 1.0 if up else -1.0
-            av = a_up[i, j] if up else a_dn[i, j]
-            bv = b_up[i, j] if up else b_dn[i, j]
-            nv = av if n_is_a else (n_up[i, j] if up else n_dn[i, j])
+            fu = 1.0 if rs != colsgn[n, j] else 0.0  # (blended: a select of two loads compiles to a gather)
+            fd = 1.0 - fu
+            sg = fu - fd
+            av = fu * a_up[i, j] + fd * a_dn[i, j]
+            bv = fu * b_up[i, j] + fd * b_dn[i, j]
+            nv = av if n_is_a else fu * n_up[i, j] + fd * n_dn[i, j]
             rr = ref[i, j] if has_ref else 0.0
             w0 = w[i, j]
             slope = sg * bv
@@ -649,8 +654,8 @@ if HAVE_NUMBA:
             ok = True
             if add_exact:
                 q = 1.0 + slope
-                qn1 = (1.0 + slope * geom) / q if q > 0.0 else 1.0  # q^(c−1)
-                rho = max(qn1, 1.0 / qn1)
+                pc = 1.0 + slope * geom  # q^c
+                rho = max(pc, q) / min(pc, q) if q > 0.0 else 1.0  # max(q^(c−1), q^(1−c))
                 marg = MARGIN * sigma * abs(nv) * math.sqrt(float(c)) * rho
                 ok = q > 0.0 and min(w0, mean) - marg >= lo and max(w0, mean) + marg <= hi
             live = c > 0
@@ -1175,12 +1180,17 @@ if HAVE_NUMBA:
                     if sigma > 0.0:
                         row_normals(zbuf, base + np.uint64(ctr) * _GOLDEN)
                         ctr += n_in
-                    if row_small_x == 1:  # two copies of the loop: the flag must be a constant in each
+                    # copies of the loop: the flags must be constants in each (additive noise does not
+                    # use the multiplicative variance and its divisions and power chain)
+                    if not mult:
                         _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
-                                    zbuf, rej, n_is_a, has_ref, mult, sigma, add_exact, True)
+                                    zbuf, rej, n_is_a, has_ref, False, sigma, add_exact, True)
+                    elif row_small_x == 1:
+                        _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
+                                    zbuf, rej, n_is_a, has_ref, True, sigma, add_exact, True)
                     else:
                         _closed_row(i, n, rs, cnt, colsgn, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
-                                    zbuf, rej, n_is_a, has_ref, mult, sigma, add_exact, False)
+                                    zbuf, rej, n_is_a, has_ref, True, sigma, add_exact, False)
                 if vaff and dense and not mult_exact:
                     n_unsafe = 0
                     for j in range(n_in):
