@@ -1930,7 +1930,7 @@ def kernel_update_(
     row_pulses, row_max = ws["row_pulses"], ws["row_max"]
     parallel = work >= PARALLEL_MIN_WORK and _threads() > 1
     n_is_a = params.n_up is params.a_up and params.n_dn is params.a_dn
-    _split(_row_block, n_out, (4 * _threads()) if parallel else 1, (
+    _split(_row_block, n_out, (16 * _threads()) if parallel else 1, (
         w_np, _np(params.a_up, dtype), _np(params.b_up, dtype), _np(params.a_dn, dtype),
         _np(params.b_dn, dtype), _np(params.n_up, dtype), _np(params.n_dn, dtype), _np(params.ref, dtype),
         _np(state.w_min, dtype), _np(state.w_max, dtype), wn_np,

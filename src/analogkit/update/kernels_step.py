@@ -845,7 +845,7 @@ def step_kernel_update_(
     w_np, wn_np = written.arrays(dtype)
     row_pulses, row_max = ws["row_pulses"], ws["row_max"]
     parallel = work >= PARALLEL_MIN_WORK and threads > 1
-    _kernels._split(_row_block_step, n_out, (4 * threads) if parallel else 1, (
+    _kernels._split(_row_block_step, n_out, (16 * threads) if parallel else 1, (
         w_np, *arrays, wn_np, consts, params.law, written.wn_scale, int(bl.max()),
         mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
         ws["rowval"], row_ptr, row_smp, seed, min(GROUP_PULSES, 32 * STREAM_WORDS), row_pulses, row_max,
