@@ -287,15 +287,29 @@ if HAVE_NUMBA:
         return total
 
     @njit(inline="always", cache=True, error_model="numpy")
-    def _draw_bits(out, thr, stream, first, n_pairs, b, wd):
+    def _draw_bits(out, thr, stream, first, n_pairs, b, wd, live, n_live):
         """Word ``wd`` (slots 64·wd .. min(b, 64·wd + 64) − 1) of trains k = 0..len(out) − 1 with
         per-slot probability thr[k]/2³². Slot pair h of train t is the draw
         mix(stream + (t·n_pairs + h + 1)·G), t = first + k: low 32 bits → slot 2h, high → 2h + 1.
-        The loop over trains is innermost, so it vectorises."""
+        The loop over trains is innermost, so it vectorises. Trains of probability 0 never fire:
+        where fewer than half have a probability (a transfer's or refresh's one-hot samples), only
+        those listed in live[:n_live] are drawn (the same draws, by their counter)."""
         t0 = 64 * wd
         width = min(b, t0 + 64) - t0
         for k in range(out.shape[0]):
             out[k] = np.uint64(0)
+        if 2 * n_live < out.shape[0]:
+            for q in range(n_live):
+                k = live[q]
+                word = np.uint64(0)
+                for h in range((width + 1) >> 1):
+                    counter = np.uint64((t0 >> 1) + h + 1)
+                    v = _mix64(stream + (np.uint64(first + k) * n_pairs + counter) * _GOLDEN)
+                    word |= (np.uint64(1) << np.uint64(2 * h)) if (v & _LO32) < thr[k] else np.uint64(0)
+                    if 2 * h + 1 < width:
+                        word |= (np.uint64(1) << np.uint64(2 * h + 1)) if (v >> np.uint64(32)) < thr[k] else np.uint64(0)
+                out[k] = word
+            return
         for h in range((width + 1) >> 1):
             counter = np.uint64((t0 >> 1) + h + 1)
             lo_bit = np.uint64(1) << np.uint64(2 * h)
@@ -326,12 +340,16 @@ if HAVE_NUMBA:
         two32 = 4294967296.0
         if mode == _STOCHASTIC:
             thr = np.empty(n_in, np.uint64)
+            live = np.empty(max(n_in, n_out), np.int64)  # the trains with a probability
+            n_live = 0
             for j in range(n_in):
                 xv = x[n, j]
                 thr[j] = np.uint64(min(a_n * abs(xv), 1.0) * two32)
                 colsgn[n, j] = 1 if xv > 0 else -1
+                live[n_live] = j
+                n_live += 1 if thr[j] != np.uint64(0) else 0
             for wd in range(nw):
-                _draw_bits(colbits[n, wd], thr, seed ^ _SEED_COLS, n * n_in, n_pairs, b, wd)
+                _draw_bits(colbits[n, wd], thr, seed ^ _SEED_COLS, n * n_in, n_pairs, b, wd, live, n_live)
             cnt = 0
             for j in range(n_in):
                 fired = False
@@ -342,12 +360,15 @@ if HAVE_NUMBA:
                     cnt += 1
             nact[n] = cnt
             thr_r = np.empty(n_out, np.uint64)
+            n_live = 0
             for i in range(n_out):
                 dv = d[n, i]
                 thr_r[i] = np.uint64(min(b_n * abs(dv), 1.0) * two32)
                 rowsgn[n, i] = 1 if dv > 0 else -1
+                live[n_live] = i
+                n_live += 1 if thr_r[i] != np.uint64(0) else 0
             for wd in range(nw):
-                _draw_bits(rowbits[n, wd], thr_r, seed ^ _SEED_ROWS, n * n_out, n_pairs, b, wd)
+                _draw_bits(rowbits[n, wd], thr_r, seed ^ _SEED_ROWS, n * n_out, n_pairs, b, wd, live, n_live)
             rows = 0
             for i in range(n_out):
                 fired = False
