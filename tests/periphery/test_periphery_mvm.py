@@ -223,3 +223,29 @@ def test_same_seed_same_noise_and_different_seed_different_noise():
     io = IOConfig()
     assert torch.equal(run(x, w, io, seed=3), run(x, w, io, seed=3))
     assert not torch.equal(run(x, w, io, seed=3), run(x, w, io, seed=4))
+
+
+@pytest.mark.parametrize("w_noise_type", ["none", "pcm_read"])
+def test_one_hot_reads_skip_the_product_with_the_same_result(monkeypatch, w_noise_type):
+    """k unit inputs, one per column (a transfer's or refresh's read of every column), make the input
+    matrix diagonal: the periphery then scales the weight rows instead of multiplying k×k by k×out
+    (:func:`analogkit.periphery.mvm._product`). The result is the matrix product's, to the bit, with
+    the same draws; an input matrix with one off-diagonal entry takes the product."""
+    from analogkit.periphery import mvm
+
+    gen = torch.Generator().manual_seed(0)
+    k, out = 48, 40
+    w = torch.randn(out, k, generator=gen) * 0.3
+    x = torch.eye(k) * 0.7
+    assert torch.equal(mvm._product(x, w.t()), x @ w.t())
+    assert mvm._product(x, w.t()).is_contiguous()
+    x_off = x.clone()
+    x_off[3, 5] = 0.2
+    assert torch.equal(mvm._product(x_off, w.t()), x_off @ w.t())
+    io = IOConfig(out_noise=0.02, w_noise=0.01 if w_noise_type != "none" else 0.0,
+                  w_noise_type=w_noise_type if w_noise_type != "none" else "none")
+    grid = TileGrid.for_matrix(out, k, 0, 0)
+    got = analog_mvm(x.unsqueeze(1), w.unsqueeze(0), grid, io, torch.Generator().manual_seed(1))
+    monkeypatch.setattr(mvm, "_product", lambda u, wt: u @ wt)  # the same call through the product
+    want = analog_mvm(x.unsqueeze(1), w.unsqueeze(0), grid, io, torch.Generator().manual_seed(1))
+    assert torch.equal(got, want)

@@ -113,11 +113,24 @@ def _dac(x: Tensor, denom: Tensor | None, io: IOConfig, gen: torch.Generator | N
     return u
 
 
+def _product(u: Tensor, wt: Tensor) -> Tensor:
+    """u @ wt for u (N, in). For a square diagonal u (the one-hot reads of a transfer or refresh,
+    :func:`analogkit.compounds.base.read_columns`: k unit inputs, one per column) the product is
+    row k of wt times u_kk, exactly (every other term is a zero): N·out instead of N·in·out
+    multiplications. The test is cheap where it fails: a first row with two nonzeros ends it."""
+    n = u.shape[0]
+    if u.dim() == 2 and n == u.shape[1] and n >= 32 and int(torch.count_nonzero(u[0])) <= 1:
+        diag = u.diagonal()
+        if int(torch.count_nonzero(u)) == int(torch.count_nonzero(diag)):
+            return (diag.unsqueeze(-1) * wt).contiguous()  # (wt is often a transposed view)
+    return u @ wt
+
+
 def _single_tile(x: Tensor, w: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
     """Fast path for one tile: x (N, in), w (out, in) → (N, out)."""
     alpha = noise_management_scale(x, io)  # (N, 1) or None
     u = _dac(x, alpha, io, gen)
-    y = u @ w.t()
+    y = _product(u, w.t())
     _weight_noise_(y, u, w.t(), io, gen)
     scale = alpha.squeeze(-1) if alpha is not None else y.new_ones(y.shape[0])
     sat = output_stage_(y, scale, io, gen)
@@ -131,7 +144,7 @@ def _single_tile(x: Tensor, w: Tensor, io: IOConfig, gen: torch.Generator | None
             s[idx] *= 2
             row_scale = s[idx] if alpha is None else alpha[idx, 0] * s[idx]
             u = _dac(x[idx], row_scale.unsqueeze(-1), io, gen)
-            y_sub = u @ w.t()
+            y_sub = _product(u, w.t())
             _weight_noise_(y_sub, u, w.t(), io, gen)
             sat_sub = output_stage_(y_sub, row_scale, io, gen)
             y[idx] = y_sub
@@ -154,7 +167,7 @@ def _weight_noise_(y: Tensor, u: Tensor, wt: Tensor, io: IOConfig, gen: torch.Ge
     if io.w_noise_type == "additive_constant":
         scale = u.norm(dim=-1, keepdim=True).expand_as(y)
     else:  # pcm_read
-        scale = torch.matmul(u.square(), wt.abs()).sqrt_()
+        scale = _product(u.square(), wt.abs()).sqrt_() if u.dim() == 2 else torch.matmul(u.square(), wt.abs()).sqrt_()
     noise = torch.randn(y.shape, generator=gen, device=y.device, dtype=y.dtype)
     y.addcmul_(noise, scale, value=io.w_noise)
 
