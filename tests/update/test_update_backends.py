@@ -81,6 +81,39 @@ def test_numba_and_torch_agree_in_mean_and_variance(name, application):
         _compare(wnt.double(), wnk.double(), f"{name}/{application} write noise")
 
 
+ADDITIVE = {
+    "linear_step": D.LinearStepDevice(gamma_up=0.3, gamma_down=0.2, mult_noise=False, dw_min_std=2.0, up_down=0.4,
+                                      write_noise_std=1.0),
+    "soft_bounds_reference": D.SoftBoundsReferenceDevice(mult_noise=False, dw_min_std=2.0, up_down=-0.4,
+                                                         reference_std=0.05),
+}
+
+
+@pytest.mark.parametrize("route", ["closed_form", "pulses"])
+@pytest.mark.parametrize("name", list(ADDITIVE))
+def test_additive_noise_routes_agree(monkeypatch, name, route):
+    """Additive c2c noise, dense samples: the closed form (exact away from the bounds, pulses next to
+    them) or, where rows have few pulses per element, pulse by pulse in groups
+    (``CLOSED_MIN_PULSES``). Each route forced on a problem with long trains, elements next to both
+    bounds and up and down steps of different size; wide c2c noise (σ = 2: its variance is four
+    times the count's), so that the test resolves the noise law: per element statistics (and of
+    the write noise) as the reference's. (Only stochastic trains make dense samples.)"""
+    monkeypatch.setattr(kernels, "CLOSED_MIN_PULSES", 0.0 if route == "closed_form" else 1e9)
+    dev = ADDITIVE[name]
+    state0, x, d = _problem(dev)
+    d = d * 4  # long trains: several pulses per element and sample
+    results = {}
+    for backend in ("torch", "numba"):
+        cfg = UpdateConfig(backend=backend)
+        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)
+    (wt, wnt), (wk, wnk) = results["torch"], results["numba"]
+    dwt, dwk = (wt - state0.w).double(), (wk - state0.w).double()
+    assert dwt.abs().amax(0).gt(0).float().mean() > 0.8
+    _compare(dwt, dwk, f"{name}/{route}")
+    if wnt.numel():
+        _compare(wnt.double(), wnk.double(), f"{name}/{route} write noise")
+
+
 #: Soft bounds whose slope is −1.5 (dw_min > w_max): steps overshoot, so without noise the kernel
 #: pulses them one by one (the closed form is not exact), and w ← a + (1 + b)·w contracts (rounding
 #: differences shrink from pulse to pulse).

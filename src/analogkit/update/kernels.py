@@ -186,6 +186,14 @@ ONE_SLOT_MASKED = 16
 
 #: Interleaved sub-histograms of the per-row counting sort (breaks store-to-load chains).
 _SORT_WAYS = 4
+#: Affine steps with additive noise: while a row's dense samples have had at most this many pulses
+#: per element on average, they go pulse by pulse (in groups) instead of through the closed form,
+#: whose float64 pass over the row costs about as much as two pulses per element (soft bounds with
+#: additive noise at 512, one core: pulses 27 vs 37 ms at 1.3 pulses per element, 45 vs 39 ms at
+#: 2.5; the closed form is 9× faster at 31). Measured with it: reram_sb 46 → 35 ms, capacitor
+#: 32 → 18 ms, reram_array_hfo2's c-TTv2 fast write 35 → 8 ms. (Passed at run time: tests force
+#: either route.)
+CLOSED_MIN_PULSES = 2.2
 #: Pulse-by-pulse devices: consecutive dense samples are applied as one group, each element's pulses
 #: in it a stream of direction bits, 32 per word, this many words (a compile-time constant).
 STREAM_WORDS = 4
@@ -899,7 +907,7 @@ if HAVE_NUMBA:
     def _row_block(
         i0, i1, w, a_up, b_up, a_dn, b_dn, n_up, n_dn, ref, w_min, w_max, wn,
         pk, n_is_a, has_slope, has_ref, mult, sigma, force_closed, const_closed, small_rev, vec_affine, add_exact, mult_exact,
-        wn_scale, one_slot_masked, group_pulses,
+        wn_scale, one_slot_masked, group_pulses, closed_min_pulses,
         mode, bl, colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, row_ptr, row_smp, seed,
         row_pulses, row_max,
     ):
@@ -971,7 +979,8 @@ if HAVE_NUMBA:
         n_all = n_in * max(64 * nw, group_pulses) if (per_pulse or add_exact or mult_exact) else 1
         # groups of dense samples, pulse by pulse (_affine_group): pulses per column so far and
         # direction streams; the down direction's parameters; 1, 0 and σ in the state's precision
-        n_grp = n_in if per_pulse else 1
+        grp_ok = per_pulse or add_exact  # dense samples may go pulse by pulse in groups
+        n_grp = n_in if grp_ok else 1
         gpos = np.zeros(n_grp, np.int32)
         gd = np.zeros((STREAM_WORDS, n_grp), np.uint32)
         buf_d = np.zeros((STREAM_WORDS, n_grp), np.uint32)
@@ -1022,6 +1031,8 @@ if HAVE_NUMBA:
             row_prep = False
             n_t = 0
             g_max = 0  # most pulses of a column in the open group (0: none)
+            row_sum = 0  # pulses and elements of the row's dense samples so far
+            row_elems = 0
             z_one = 0  # the row's one-slot Gaussians: one block, drawn here (long vectors)
             if one_slot and sigma > 0.0:
                 n_z = 0
@@ -1039,7 +1050,7 @@ if HAVE_NUMBA:
                 na = nact[n]
                 dense = _is_dense(mode, b, na, n_in, mult_exact)
                 ser = dense and mult_exact  # this sample in the series law (else pulse by pulse)
-                in_group = per_pulse and dense and not ser  # may join the group of dense samples
+                in_group = grp_ok and dense and not ser  # may join the group of dense samples
                 if g_max > 0 and not in_group:  # any other sample: the group is applied first
                     g_pul, ctr = _affine_group(i, g_max, gpos, gd, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
                                                n_is_a, has_slope, has_ref, mult, sigma, onez, sort_ws, buf_d, grp_bufs,
@@ -1120,21 +1131,32 @@ if HAVE_NUMBA:
                                 tlist[n_t] = j
                                 n_t += 1
                 # -- pulse by pulse, dense: into the group (its pulses per column within
-                #    group_pulses, counts within one 32-bit direction word), applying it first if full
+                #    group_pulses, counts within one 32-bit direction word), applying it first if full.
+                #    Additive noise (closed form exact away from the bounds) goes pulse by pulse too
+                #    while the row's elements have had few pulses on average (at most
+                #    CLOSED_MIN_PULSES): a pulse costs less than the closed form per element. (The
+                #    row's running average, not the sample's: switching at every sample would end
+                #    the groups, and each group costs a sort and a gather.)
                 if in_group:
                     c_max = 0
                     g_new = 0
+                    c_sum = 0
                     for j in range(n_in):
-                        c_max = max(c_max, cnt[j])
-                        g_new = max(g_new, gpos[j] + cnt[j])
-                    if g_max > 0 and (c_max > 32 or g_new > group_pulses):
+                        c = cnt[j]
+                        c_max = max(c_max, c)
+                        g_new = max(g_new, gpos[j] + c)
+                        c_sum += c
+                    row_sum += c_sum
+                    row_elems += n_in
+                    pulsewise = per_pulse or row_sum <= closed_min_pulses * row_elems
+                    if g_max > 0 and (not pulsewise or c_max > 32 or g_new > group_pulses):
                         g_pul, ctr = _affine_group(i, g_max, gpos, gd, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max,
                                                n_is_a, has_slope, has_ref, mult, sigma, onez, sort_ws, buf_d, grp_bufs,
                                                zall, base, ctr, touched)
                         pulses += g_pul
                         g_max = 0
                         g_new = c_max
-                    if c_max <= 32:
+                    if pulsewise and c_max <= 32:
                         if c_max > 0:
                             _stream_add(n, rs, cnt, colsgn, gpos, gd)
                             g_max = g_new
@@ -1957,7 +1979,7 @@ def kernel_update_(
         _np(state.w_min, dtype), _np(state.w_max, dtype), wn_np,
         _packed(params, state, dtype), n_is_a, has_slope, params.ref is not None, bool(params.mult), float(params.sigma),
         force_closed, bool(params.const_closed), _small_reversal(params.sigma), vec_affine, add_exact, mult_exact,
-        written.wn_scale, int(ONE_SLOT_MASKED), min(GROUP_PULSES, 32 * STREAM_WORDS),
+        written.wn_scale, int(ONE_SLOT_MASKED), min(GROUP_PULSES, 32 * STREAM_WORDS), float(CLOSED_MIN_PULSES),
         mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
         ws["rowval"], row_ptr, row_smp, seed, row_pulses, row_max,
     ))
