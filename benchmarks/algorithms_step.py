@@ -7,7 +7,9 @@ tile, batch 64, in the two regimes of ``benchmarks/train_step.py``:
 - sparse: MSE against random targets, lr 0.01 (small gradients, short pulse trains)
 
 Reference and analog steps are timed interleaved (reference, analog, reference, …) and the median
-of each is reported, so a machine shared with other processes slows both alike. As in
+of each is reported, so a machine shared with other processes slows both alike; the reference runs
+once untimed before each timed run (``timing.interleaved``: straight after a long analog step it
+took twice its steady-state time, which flattered the ratios). As in
 ``train_step.py``, each timed step starts from the initial weights of the arrays (restored untimed;
 ``--saturate`` keeps them), while digital state (buffers, choppers, counters) evolves. ``--presets``
 times every algorithm preset (``analogkit.compounds.ALGORITHM_PRESETS``, or the ones named) instead.
@@ -103,7 +105,7 @@ def main() -> None:
     else:
         configs = [(alg, build_config(alg, SoftBoundsDevice())) for alg in args.algorithms]
     print(f"torch {torch.__version__}, {args.threads} threads, {size}×{size}, batch 64, "
-          f"median (min) of {args.repeats} interleaved steps"
+          f"median (min) of {args.repeats} interleaved steps (reference re-warmed)"
           + ("" if args.saturate else ", array weights restored before each step"))
     print(f"{'regime':<7} {'config':<28} {'torch ms':>9} {'analog ms':>10} {'ratio':>8} {'ratio of minima':>16}")
     for regime, (lr, loss_fn) in regs.items():

@@ -19,12 +19,15 @@ from analogkit.nn import AnalogLinear
 
 
 def interleaved_ms(ref, fn, repeats: int) -> tuple[float, float]:
-    """Median times (ms) of ``ref`` and ``fn``, measured alternately so both see the same machine load."""
+    """Median times (ms) of ``ref`` and ``fn``, measured alternately so both see the same machine load;
+    ``ref`` runs once untimed before each timed run (warm, as in a loop of its own: see
+    ``timing.interleaved``)."""
     for _ in range(3):
         ref()
         fn()
     t_ref, t_fn = [], []
     for _ in range(repeats):
+        ref()
         t0 = time.perf_counter()
         ref()
         t1 = time.perf_counter()

@@ -6,6 +6,9 @@ regimes (issue "On-chip training", benchmark section):
 - dense:  x ~ N(0, 1), loss (y·g).sum() with a fixed g ~ N(0, 0.1²), lr 0.05 → full BL 31
 - sparse: MSE against random targets, lr 0.01 → gradients ~1e-4, BL management shortens trains
 
+Reference and analog steps are timed in turn, the reference re-warmed by an untimed step before
+each timed one (``timing.interleaved``).
+
     python benchmarks/train_step.py [--devices constant_step soft_bounds] [--sizes 512 1024] [--repeats 20]
                                     [--pulse-application exact|closed_form] [--saturate]
 """
