@@ -13,7 +13,7 @@ import dataclasses
 
 import pytest
 import torch
-from update_testkit import NO_D2D, many_dense_samples, repeat_updates
+from update_testkit import NO_D2D, deterministic_pair, many_dense_samples, repeat_updates
 
 import analogkit.devices as D
 from analogkit.update import UpdateConfig, kernels, pulsed_update_
@@ -81,6 +81,22 @@ def test_numba_and_torch_agree_in_mean_and_variance(name, application):
         _compare(wnt.double(), wnk.double(), f"{name}/{application} write noise")
 
 
+def _agree(dev: D.Device, state0: D.DeviceState, x: torch.Tensor, d: torch.Tensor, label: str,
+           min_moved: float) -> None:
+    """Both back-ends, REPS updates each from ``state0``, default config: most elements move, and
+    per element Δw (and the write noise) agree in mean and variance."""
+    results = {}
+    for backend in ("torch", "numba"):
+        cfg = UpdateConfig(backend=backend)
+        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)
+    (wt, wnt), (wk, wnk) = results["torch"], results["numba"]
+    dwt, dwk = (wt - state0.w).double(), (wk - state0.w).double()
+    assert dwt.abs().amax(0).gt(0).float().mean() > min_moved
+    _compare(dwt, dwk, label)
+    if wnt.numel():
+        _compare(wnt.double(), wnk.double(), f"{label} write noise")
+
+
 ADDITIVE = {
     "linear_step": D.LinearStepDevice(gamma_up=0.3, gamma_down=0.2, mult_noise=False, dw_min_std=2.0, up_down=0.4,
                                       write_noise_std=1.0),
@@ -102,16 +118,7 @@ def test_additive_noise_routes_agree(monkeypatch, name, route):
     dev = ADDITIVE[name]
     state0, x, d = _problem(dev)
     d = d * 4  # long trains: several pulses per element and sample
-    results = {}
-    for backend in ("torch", "numba"):
-        cfg = UpdateConfig(backend=backend)
-        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)
-    (wt, wnt), (wk, wnk) = results["torch"], results["numba"]
-    dwt, dwk = (wt - state0.w).double(), (wk - state0.w).double()
-    assert dwt.abs().amax(0).gt(0).float().mean() > 0.8
-    _compare(dwt, dwk, f"{name}/{route}")
-    if wnt.numel():
-        _compare(wnt.double(), wnk.double(), f"{name}/{route} write noise")
+    _agree(dev, state0, x, d, f"{name}/{route}", min_moved=0.8)
 
 
 #: Soft bounds whose slope is −1.5 (dw_min > w_max): steps overshoot, so without noise the kernel
@@ -129,13 +136,7 @@ def test_groups_of_dense_samples_keep_each_elements_order(monkeypatch, group_pul
     with full trains (31 pulses per element and sample: groups end at their pulse limit)."""
     monkeypatch.setattr(kernels, "GROUP_PULSES", group_pulses)
     state0, x, d = many_dense_samples(OVERSHOOT, seed=3, full=full)
-    out = []
-    for backend in ("torch", "numba"):
-        st = state0.clone()
-        cfg = UpdateConfig(backend=backend, pulse_type="deterministic_implicit")
-        stats = pulsed_update_(OVERSHOOT, st, x, d, 0.5, cfg, torch.Generator().manual_seed(0))
-        out.append((st.w, stats.pulses))
-    (wt, pt), (wk, pk) = out
+    (wt, pt, _), (wk, pk, _) = deterministic_pair(OVERSHOOT, state0, x, d, 0.5)
     assert pt == pk > 20 * wt.numel()  # long trains: several 32-pulse direction words per element
     assert (wt != state0.w).float().mean() > 0.9
     torch.testing.assert_close(wk, wt, rtol=0, atol=1e-5)
@@ -152,16 +153,7 @@ def test_groups_agree_in_mean_and_variance(monkeypatch, name):
     state0, x, d = many_dense_samples(dev, seed=5, samples=8, n_in=12)
     if name == "constant_step_wide_noise":
         d *= 0.1  # a few pulses per element and sample, so that few elements reach a bound
-    results = {}
-    for backend in ("torch", "numba"):
-        cfg = UpdateConfig(backend=backend)
-        results[backend] = repeat_updates(dev, state0, x, d, 0.05, cfg, REPS, seed=5 if backend == "torch" else 6)
-    (wt, wnt), (wk, wnk) = results["torch"], results["numba"]
-    dwt, dwk = (wt - state0.w).double(), (wk - state0.w).double()
-    assert dwt.abs().amax(0).gt(0).float().mean() > 0.9
-    _compare(dwt, dwk, f"{name}/groups")
-    if wnt.numel():
-        _compare(wnt.double(), wnk.double(), f"{name}/groups write noise")
+    _agree(dev, state0, x, d, f"{name}/groups", min_moved=0.9)
 
 
 @pytest.mark.slow

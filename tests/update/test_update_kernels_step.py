@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from update_testkit import many_dense_samples, repeat_updates
+from update_testkit import deterministic_pair, many_dense_samples, repeat_updates
 
 import analogkit.devices as D
 from analogkit.devices import DEVICE_PRESETS
@@ -116,13 +116,7 @@ def test_deterministic_counts_without_noise_agree_to_rounding(name):
     element is fixed, so both back-ends give the same weights up to float32 rounding."""
     dev = dataclasses.replace(CLAMPED if name == "exp_step_clamped" else DEVICES[name], dw_min_std=0.0)
     state0, x, d = _problem(dev)
-    out = []
-    for backend in ("torch", "numba"):
-        st = state0.clone()
-        cfg = UpdateConfig(backend=backend, pulse_type="deterministic_implicit")
-        stats = pulsed_update_(dev, st, x, d, 0.5, cfg, torch.Generator().manual_seed(0))
-        out.append((st.w, stats.pulses))
-    (wt, pt), (wk, pk) = out
+    (wt, pt, _), (wk, pk, _) = deterministic_pair(dev, state0, x, d, 0.5)
     assert pt == pk > 0
     assert (wt != state0.w).double().mean() > 0.5
     span = float((state0.w_max - state0.w_min).max())
@@ -143,13 +137,7 @@ def test_groups_of_dense_samples_keep_each_elements_order(monkeypatch, name, gro
     monkeypatch.setattr(kernels_step, "GROUP_PULSES", group_pulses)
     dev = dataclasses.replace(DEVICES[name], dw_min_std=0.0)
     state0, x, d = many_dense_samples(dev, seed=3, full=full)
-    out = []
-    for backend in ("torch", "numba"):
-        st = state0.clone()
-        cfg = UpdateConfig(backend=backend, pulse_type="deterministic_implicit")
-        stats = pulsed_update_(dev, st, x, d, 0.5, cfg, torch.Generator().manual_seed(0))
-        out.append((st.w, stats.pulses))
-    (wt, pt), (wk, pk) = out
+    (wt, pt, _), (wk, pk, _) = deterministic_pair(dev, state0, x, d, 0.5)
     assert pt == pk > 20 * wt.numel()  # long trains: several 32-pulse direction words per element
     span = float((state0.w_max - state0.w_min).max())
     torch.testing.assert_close(wk, wt, rtol=0, atol=1e-5 * span)
@@ -161,13 +149,7 @@ def test_trains_longer_than_a_direction_word(monkeypatch):
     dev = dataclasses.replace(DEVICES["exp_step"], dw_min_std=0.0)
     state0, x, d = many_dense_samples(dev, seed=4)
     x[::3] *= 0.05  # short trains: these samples form groups between the long ones
-    out = []
-    for backend in ("torch", "numba"):
-        st = state0.clone()
-        cfg = UpdateConfig(backend=backend, pulse_type="deterministic_implicit", desired_bl=60)
-        stats = pulsed_update_(dev, st, x, d, 2.0, cfg, torch.Generator().manual_seed(0))
-        out.append((st.w, stats.pulses, stats.max_count))
-    (wt, pt, mt), (wk, pk, mk) = out
+    (wt, pt, mt), (wk, pk, mk) = deterministic_pair(dev, state0, x, d, 2.0, desired_bl=60)
     assert pt == pk > 0 and mt == mk > 32
     span = float((state0.w_max - state0.w_min).max())
     torch.testing.assert_close(wk, wt, rtol=0, atol=1e-5 * span)
@@ -195,13 +177,7 @@ def test_one_hot_samples_are_batched_in_order(name):
     x = torch.zeros(len(cols), 7)
     x[torch.arange(len(cols)), cols] = torch.tensor([1.0, -1.0] * 5)
     d = 20 * dev.dw_min * torch.randn(len(cols), 5, generator=gen)
-    out = []
-    for backend in ("torch", "numba"):
-        st = state0.clone()
-        cfg = UpdateConfig(backend=backend, pulse_type="deterministic_implicit")
-        stats = pulsed_update_(dev, st, x, d, 0.5, cfg, torch.Generator().manual_seed(0))
-        out.append((st.w, stats.pulses))
-    (wt, pt), (wk, pk) = out
+    (wt, pt, _), (wk, pk, _) = deterministic_pair(dev, state0, x, d, 0.5)
     assert pt == pk > 0
     span = float((state0.w_max - state0.w_min).max())
     torch.testing.assert_close(wk, wt, rtol=0, atol=1e-5 * span)

@@ -98,3 +98,16 @@ def many_dense_samples(dev: D.Device, seed: int, samples: int = 12, n_in: int = 
         x, d = x.sign(), d.sign()
     x[samples // 2, 2:] = 0  # a sparse sample: ends the group before it
     return state, x, d
+
+
+def deterministic_pair(dev: D.Device, state0: D.DeviceState, x: Tensor, d: Tensor, lr: float,
+                       **cfg_kw) -> list[tuple[Tensor, int, int]]:
+    """(weights, pulses, longest count) of one update from copies of ``state0`` by the torch and the
+    numba back-end, with deterministic counts (``deterministic_implicit``) and one seed."""
+    out = []
+    for backend in ("torch", "numba"):
+        st = state0.clone()
+        cfg = UpdateConfig(backend=backend, pulse_type="deterministic_implicit", **cfg_kw)
+        stats = pulsed_update_(dev, st, x, d, lr, cfg, torch.Generator().manual_seed(0))
+        out.append((st.w, stats.pulses, stats.max_count))
+    return out
