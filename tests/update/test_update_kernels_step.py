@@ -134,7 +134,7 @@ def test_groups_of_dense_samples_keep_each_elements_order(monkeypatch, name, gro
     with the reference to rounding, whatever the group size (8: a group ends at almost every
     sample, 33 and 128: groups with many changes of direction), and with full trains (31 pulses
     per element and sample: groups end at their pulse limit)."""
-    monkeypatch.setattr(kernels_step, "GROUP_PULSES", group_pulses)
+    monkeypatch.setattr(kernels, "GROUP_PULSES", group_pulses)
     dev = dataclasses.replace(DEVICES[name], dw_min_std=0.0)
     state0, x, d = many_dense_samples(dev, seed=3, full=full)
     (wt, pt, _), (wk, pk, _) = deterministic_pair(dev, state0, x, d, 0.5)
@@ -159,7 +159,7 @@ def test_trains_longer_than_a_direction_word(monkeypatch):
 def test_groups_agree_in_mean_and_variance(monkeypatch, name):
     """Stochastic trains, c2c and write noise over a run of dense samples (groups of varying size,
     changes of direction inside them): per element statistics as the reference's."""
-    monkeypatch.setattr(kernels_step, "GROUP_PULSES", 40)
+    monkeypatch.setattr(kernels, "GROUP_PULSES", 40)
     dev = DEVICES[name]
     state0, x, d = many_dense_samples(dev, seed=5, samples=8, n_in=12)
     _agree(dev, state0, x, d, f"{name}/groups")

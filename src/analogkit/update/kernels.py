@@ -198,7 +198,8 @@ CLOSED_MIN_PULSES = 2.2
 #: in it a stream of direction bits, 32 per word, this many words (a compile-time constant).
 STREAM_WORDS = 4
 #: Pulses per element up to which consecutive dense samples are applied as one group (at most
-#: 32·STREAM_WORDS; passed to the kernels at run time, so that the tests can make groups short).
+#: 32·STREAM_WORDS; passed to both row kernels, this one's and kernels_step's, at run time, so
+#: that the tests can make groups short).
 GROUP_PULSES = 32 * STREAM_WORDS
 
 # count modes of the row kernel
@@ -574,6 +575,41 @@ if HAVE_NUMBA:
                 gd[q, j] |= (lo if q == q0 else np.uint32(0)) | (hi if q == q0 + 1 else np.uint32(0))
             gpos[j] = p + c
 
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _group_fit(cnt, gpos):
+        """A dense sample's counts against the open group: (its largest count, the group's largest
+        pulse total with it, its pulse sum)."""
+        c_max = 0
+        g_new = 0
+        c_sum = 0
+        for j in range(gpos.shape[0]):
+            c = cnt[j]
+            c_max = max(c_max, c)
+            g_new = max(g_new, gpos[j] + c)
+            c_sum += c
+        return c_max, g_new, c_sum
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _group_sorted(gpos, gd, g_max, hist, start, n_ge, perm, buf_d):
+        """The group's columns sorted by pulse total (descending, into perm; n_ge as
+        :func:`_sort_by_count`) and their direction words in that order (buf_d); returns how many
+        columns have pulses."""
+        n_live = _sort_by_count(gpos, gpos.shape[0], g_max, False, hist, start, n_ge, perm)
+        for t in range(n_live):
+            j = perm[t]
+            for q in range(STREAM_WORDS):
+                buf_d[q, t] = gd[q, j]
+        return n_live
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _group_clear(gpos, gd):
+        """Empty the group: no pulses, no direction bits."""
+        for j in range(gpos.shape[0]):
+            gpos[j] = 0
+        for q in range(STREAM_WORDS):
+            for j in range(gpos.shape[0]):
+                gd[q, j] = 0
+
     @njit(inline="always", cache=True, error_model="numpy", fastmath={"contract"})
     def _affine_group(i, g_max, gpos, gd, w, a_up, a_dn, b_up, b_dn, n_up, n_dn, ref, w_min, w_max, n_is_a, has_slope,
                       has_ref, mult, sigma, onez, sort_ws, buf_d, bufs, zall, base, ctr, touched):
@@ -591,7 +627,7 @@ if HAVE_NUMBA:
         one = onez[0]
         zero = onez[1]
         sg_f = onez[2]
-        n_live = _sort_by_count(gpos, n_in, g_max, False, hist, start, n_ge, perm)
+        n_live = _group_sorted(gpos, gd, g_max, hist, start, n_ge, perm, buf_d)
         for t in range(n_live):
             j = perm[t]
             buf_w[t] = w[i, j]
@@ -607,8 +643,6 @@ if HAVE_NUMBA:
                 buf_nd[t] = sigma * abs(a_dn[i, j] if n_is_a else n_dn[i, j])
             if has_ref:
                 buf_r[t] = ref[i, j]
-            for q in range(STREAM_WORDS):
-                buf_d[q, t] = gd[q, j]
             touched[j] = True
         n_pulses = _total_pulses(n_ge, g_max)
         if sigma > 0.0:
@@ -641,11 +675,7 @@ if HAVE_NUMBA:
             off += n_k
         for t in range(n_live):
             w[i, perm[t]] = buf_w[t]
-        for j in range(n_in):
-            gpos[j] = 0
-        for q in range(STREAM_WORDS):
-            for j in range(n_in):
-                gd[q, j] = 0
+        _group_clear(gpos, gd)
         return n_pulses, ctr
 
     @njit(inline="always", cache=True, error_model="numpy")
@@ -1138,14 +1168,7 @@ if HAVE_NUMBA:
                 #    row's running average, not the sample's: switching at every sample would end
                 #    the groups, and each group costs a sort and a gather.)
                 if in_group:
-                    c_max = 0
-                    g_new = 0
-                    c_sum = 0
-                    for j in range(n_in):
-                        c = cnt[j]
-                        c_max = max(c_max, c)
-                        g_new = max(g_new, gpos[j] + c)
-                        c_sum += c
+                    c_max, g_new, c_sum = _group_fit(cnt, gpos)
                     row_sum += c_sum
                     row_elems += n_in
                     pulsewise = per_pulse or row_sum <= closed_min_pulses * row_elems

@@ -36,7 +36,7 @@ step, as the reference's clamp does, so the dense passes need not zero s there.
   sees its samples in order (the exact semantics), while sparse samples (a transfer's one-hot
   columns, ``apply_counts_``' vector-samples) are applied together instead of one by one.
 * **Groups**: consecutive dense samples are applied together, for as long as no element collects
-  more than :data:`GROUP_PULSES` pulses (and no count exceeds 32). Per element, its pulses in the
+  more than :data:`analogkit.update.kernels.GROUP_PULSES` pulses (and no count exceeds 32). Per element, its pulses in the
   group, in sample order, become a stream of direction bits (32 per word, :data:`STREAM_WORDS`
   words), so one sort and one gather serve the whole group instead of one per sample (the
   ``reram_es`` dense update: 94 → 51 ms at 512×512, one core). A sparse sample, or a dense one
@@ -109,8 +109,6 @@ PARALLEL_MIN_BITS = _kernels.PARALLEL_MIN_BITS
 LANES = 16
 #: Direction words per element of a group of dense samples (see :mod:`analogkit.update.kernels`).
 STREAM_WORDS = _kernels.STREAM_WORDS
-#: Pulses per element up to which consecutive dense samples are applied as one group (run time).
-GROUP_PULSES = _kernels.GROUP_PULSES
 
 # step laws of the row kernel
 _EXP, _POW, _PIECEWISE = 0, 1, 2
@@ -135,6 +133,9 @@ if HAVE_NUMBA:
     )
     from analogkit.update.kernels import (
         _FULL,
+        _group_clear,
+        _group_fit,
+        _group_sorted,
         _popcount,
         _redraw_marked,
         _sort_by_count,
@@ -565,19 +566,14 @@ if HAVE_NUMBA:
                 c_max = 0
                 g_new = 0
                 if dense:
-                    for j in range(n_in):
-                        c_max = max(c_max, cnt[j])
-                        g_new = max(g_new, gpos[j] + cnt[j])
+                    c_max, g_new, _ = _group_fit(cnt, gpos)
                 one_word = c_max <= 32  # the group takes samples whose trains fit in a direction word
                 if g_max > 0 and (not dense or not one_word or g_new > group_pulses):
                     # -- apply the group: its columns sorted by pulse total, the passes reading each
                     #    column's direction from its stream ------------------------------------------
-                    n_live = _sort_by_count(gpos, n_in, g_max, False, hist, start, n_ge, perm)
+                    n_live = _group_sorted(gpos, gd, g_max, hist, start, n_ge, perm, buf_d)
                     for t in range(n_live):
-                        j = perm[t]
-                        buf_j[t] = j
-                        for q in range(STREAM_WORDS):
-                            buf_d[q, t] = gd[q, j]
+                        buf_j[t] = perm[t]
                     n_pulses = _total_pulses(n_ge, g_max)
                     zall = _room(zall, n_pulses)
                     ctr = _sorted_passes(i, n_live, g_max, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up,
@@ -588,11 +584,7 @@ if HAVE_NUMBA:
                         row_dense = True
                         for t in range(n_live):
                             touched[buf_j[t]] = True
-                    for j in range(n_in):
-                        gpos[j] = 0
-                    for q in range(STREAM_WORDS):
-                        for j in range(n_in):
-                            gd[q, j] = 0
+                    _group_clear(gpos, gd)
                     g_max = 0
                     g_new = c_max
                 if conflict and n_b > 0:
@@ -848,7 +840,7 @@ def step_kernel_update_(
     _kernels._split(_row_block_step, n_out, (16 * threads) if parallel else 1, (
         w_np, *arrays, wn_np, consts, params.law, written.wn_scale, int(bl.max()),
         mode, bl, ws["colbits"], ws["colsgn"], ws["colval"], ws["colidx"], nact, ws["rowbits"], ws["rowsgn"],
-        ws["rowval"], row_ptr, row_smp, seed, min(GROUP_PULSES, 32 * STREAM_WORDS), row_pulses, row_max,
+        ws["rowval"], row_ptr, row_smp, seed, min(_kernels.GROUP_PULSES, 32 * STREAM_WORDS), row_pulses, row_max,
     ))
     written.back()
     return bl.copy(), int(row_pulses.sum()), int(row_max.max()), "parallel" if parallel else "serial"
