@@ -63,10 +63,38 @@ def test_box_muller_pieces_are_accurate_to_float32():
     assert np.all(np.abs(rho - exact) <= 1e-6 * exact)
     assert rho.max() > 9.4  # the tail reaches 9.4σ
     q = (bits >> np.uint64(62)).astype(np.float64)
-    f = (bits & np.uint64(0xFFFFFFFF)).astype(np.float32).astype(np.float64) / 2.0**32  # as the kernel rounds it
-    theta = q * np.pi / 2 + (f - 0.5) * np.pi / 2
+    # the next bits as a signed fraction in [−½, ½) plus half a 22-bit cell, rounded as the kernel does
+    f = ((bits << np.uint64(2)) | np.uint64(1 << 41)).view(np.int64).astype(np.float32).astype(np.float64) / 2.0**64
+    theta = q * np.pi / 2 + f * np.pi / 2
     # Taylor truncation < 3e-8 plus float32 rounding of the angle (|θ| <= π/4, ulp 6e-8)
     assert np.max(np.abs(c - np.cos(theta))) < 1e-6 and np.max(np.abs(s - np.sin(theta))) < 1e-6
+
+
+def test_one_draw_makes_a_pair_from_its_top_40_and_low_24_bits():
+    """A pair's radius takes u from the midpoint of its top-40-bit cell, its angle the low 24 bits."""
+    from numba import njit
+
+    @njit
+    def pairs(b):
+        out = np.empty((b.shape[0], 2))
+        for k in range(b.shape[0]):
+            out[k, 0], out[k, 1] = kernels._normal_pair(b[k])
+        return out
+
+    rng = np.random.default_rng(1)
+    bits = rng.integers(0, 2**63, 10_000, dtype=np.uint64) * np.uint64(2)
+    bits = np.concatenate([bits, np.array([0, 2**64 - 1, 2**24 - 1, (2**40 - 1) << 24], dtype=np.uint64)])
+    z = pairs(bits)
+    u = ((bits >> np.uint64(24)).astype(np.float64) + 0.5) / 2.0**40
+    rho = np.sqrt(-2 * np.log(u))
+    rho_k, c, s = _radii_and_circles((bits & np.uint64(0xFFFFFFFFFF000000)) | np.uint64(1 << 23))
+    _, c, s = _radii_and_circles(bits << np.uint64(40))
+    np.testing.assert_allclose(rho_k, rho, rtol=1e-6)  # the radius of the cell's midpoint
+    np.testing.assert_allclose(z[:, 0], rho_k * c, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(z[:, 1], rho_k * s, rtol=1e-6, atol=1e-7)
+    # extremes: u = 2^-41 gives the largest radius, √(82 ln 2) = 7.54; u next to 1 a tiny one
+    assert abs(np.hypot(z[-4, 0], z[-4, 1]) - math.sqrt(82 * math.log(2))) < 1e-5
+    assert np.hypot(z[-3, 0], z[-3, 1]) < 1e-5
 
 
 def test_kernel_rows_are_independent_streams():

@@ -18,13 +18,14 @@ Gaussians come in two forms:
 
 * **Rows** (:func:`row_normals`, the bulk of all draws): the Box–Muller transform (Box & Muller
   1958), z₁ = ρ·cos θ, z₂ = ρ·sin θ with ρ = √(−2 ln u₁), θ = 2π u₂, computed branch-free so that
-  the loop vectorises (AVX2/AVX-512). ``u₁`` takes all 64 bits of one draw (ρ reaches 9.4σ), θ the
-  quadrant and 32 bits of another. The logarithm (exponent by count-leading-zeros, then the series
-  ln m = 2 artanh((m−1)/(m+1)) on m ∈ [1/√2, √2)) and cos/sin (Taylor on [−π/4, π/4] and a
-  quadrant rotation) are polynomials in float32 arithmetic, accurate to a few float32 ulps
-  (relative error < 1e-6, tested), i.e. exact N(0, 1) at float32 resolution, which is the
-  resolution of the weights and activations they perturb. About 0.5 ns per draw on one core,
-  4× the ziggurat's vectorised pass (measured; its table gathers and rejections do not vectorise).
+  the loop vectorises (AVX2/AVX-512). One 64-bit draw makes a pair: ``u₁`` is the midpoint of the
+  cell of its top 40 bits (ρ reaches 7.54σ; a normal exceeds that with probability 5e-14), θ takes
+  the quadrant and 22 bits from the low 24. The logarithm (exponent by count-leading-zeros, then
+  the series ln m = 2 artanh((m−1)/(m+1)) on m ∈ [1/√2, √2)) and cos/sin (Taylor on [−π/4, π/4]
+  and a quadrant rotation) are polynomials in float32 arithmetic, accurate to a few float32 ulps
+  (relative error < 1e-6, tested), i.e. N(0, 1) at float32 resolution, which is the resolution of
+  the weights and activations they perturb. About 0.33 ns per draw on one core, 6× the
+  ziggurat's vectorised pass (measured; its table gathers and rejections do not vectorise).
 * **Scalar** single draws (``_gauss`` in the update kernel, where a loop needs one value at a
   time): the ziggurat method with 256 layers in the formulation of Doornik 2005 ("An improved
   ziggurat method to generate normal random samples"), which draws the layer index and the value
@@ -39,6 +40,8 @@ import os
 
 import numpy as np
 import torch
+
+from analogkit._jit_cache import drop_stale_cache
 
 try:  # numba is a dependency, but keep the library importable without it
     from numba import njit, prange
@@ -181,13 +184,17 @@ if HAVE_NUMBA:
         neg2log = _F32(-2.0) * (e * _F32(0.6931471805599453) + s * p)
         return math.sqrt(max(neg2log, _F32(0.0)))
 
+    _HALF_CELL = np.uint64(1 << 41)  # half of the angle's 22-bit cell, at the top of a word
+
     @njit(inline="always", cache=True, error_model="numpy", fastmath={"contract"})
     def _circle(bits):
-        """(cos θ, sin θ) for θ uniform on [0, 2π): quadrant q from the top 2 bits, φ ∈ [−π/4, π/4)
-        from the low 32 (Taylor polynomials to x⁹ and x¹⁰: truncation < 3e-8), rotated by q·90°."""
+        """(cos θ, sin θ) for θ uniform on [0, 2π) from the top 24 bits of a word whose other bits
+        are 0: quadrant q from the top 2, φ ∈ (−π/4, π/4) from the midpoint of the cell of the next
+        22 (Taylor polynomials to x⁹ and x¹⁰: truncation < 3e-8), rotated by q·90°."""
         q = bits >> np.uint64(62)
-        f = _F32(np.int64(bits & np.uint64(0xFFFFFFFF))) * _F32(1.0 / 4294967296.0)
-        x = (f - _F32(0.5)) * _F32(1.5707963267948966)
+        # the 22 bits at the top of a signed word, plus half a cell: f = φ/(π/2) ∈ (−½, ½)
+        f = _F32(np.int64((bits << np.uint64(2)) | _HALF_CELL)) * _F32(2.0**-64)
+        x = f * _F32(1.5707963267948966)
         x2 = x * x
         sp = _F32(1.0 / 362880.0)
         sp = sp * x2 - _F32(1.0 / 5040.0)
@@ -207,27 +214,30 @@ if HAVE_NUMBA:
         neg_b = q >= np.uint64(2)
         return (-a if neg_a else a), (-b if neg_b else b)
 
-    _ANGLE_STREAM = np.uint64(0x5851F42D4C957F2D)
+    _RADIUS_BITS = np.uint64(0xFFFFFFFFFF000000)  # the top 40 bits of a draw give u, the low 24 θ
+    _RADIUS_HALF = np.uint64(1 << 23)  # the midpoint of u's cell: u = (top 40 bits + ½)·2⁻⁴⁰
+
+    @njit(inline="always", cache=True, error_model="numpy", fastmath={"contract"})
+    def _normal_pair(bits):
+        """One Box–Muller pair from one 64-bit draw: u from the top 40 bits (cell midpoints, so
+        u ∈ [2⁻⁴¹, 1 − 2⁻⁴¹] and ρ ≤ 7.54), θ from the low 24 (see :func:`_circle`)."""
+        rho = _radius((bits & _RADIUS_BITS) | _RADIUS_HALF)
+        c, s = _circle(bits << np.uint64(40))
+        return rho * c, rho * s
 
     @njit(inline="always", cache=True, error_model="numpy", fastmath={"contract"})
     def row_normals(z, base):
         """Fill ``z`` with N(0, 1) draws (Box–Muller, see the module docstring) from the row stream
-        ``base``: pair k uses draw k + 1 of ``base`` for the radius and of ``base ^ key`` for the
-        angle, so a caller that advances ``base`` by len(z) draws never reuses one. Branch-free;
-        it vectorises only inside callers compiled with ``error_model="numpy"`` (measured 0.5 vs
-        4.4 ns per draw), as all of this package's are."""
+        ``base``: pair k is draw k + 1 of ``base``, so a caller that advances ``base`` by len(z)
+        draws never reuses one. Branch-free; it vectorises only inside callers compiled with
+        ``error_model="numpy"`` (measured 0.33 vs 4.4 ns per draw), as all of this package's are."""
         n = z.shape[0]
-        half = (n + 1) >> 1
-        angles = base ^ _ANGLE_STREAM
         for k in range(n >> 1):
-            rho = _radius(_mix64(base + np.uint64(k + 1) * _GOLDEN))
-            c, s = _circle(_mix64(angles + np.uint64(k + 1) * _GOLDEN))
-            z[2 * k] = rho * c
-            z[2 * k + 1] = rho * s
+            a, b = _normal_pair(_mix64(base + np.uint64(k + 1) * _GOLDEN))
+            z[2 * k] = a
+            z[2 * k + 1] = b
         if n & 1:
-            rho = _radius(_mix64(base + np.uint64(half) * _GOLDEN))
-            c, s = _circle(_mix64(angles + np.uint64(half) * _GOLDEN))
-            z[n - 1] = rho * c
+            z[n - 1] = _normal_pair(_mix64(base + np.uint64((n + 1) >> 1) * _GOLDEN))[0]
 
     @njit(inline="always", cache=True, error_model="numpy")
     def _output_row(y, r, scale, sigma, step, bound, sto_round, seed):
@@ -287,6 +297,8 @@ if HAVE_NUMBA:
                     out[r, k], slow = gauss_scalar(base, k, slow)
             else:
                 row_normals(out[r], base)
+
+    drop_stale_cache(_fill_normal)  # before any kernel of this module runs (see analogkit._jit_cache)
 
 
 PARALLEL_MIN_ELEMENTS = 1 << 19

@@ -124,6 +124,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from analogkit._jit_cache import drop_stale_cache
 from analogkit.devices.base import (
     REVERSAL_PROBABILITY_LIMIT,
     AffineStepDevice,
@@ -228,6 +229,43 @@ if HAVE_NUMBA:
 
         def codegen(context, builder, signature, args):
             return builder.ctpop(args[0])
+
+        return sig, codegen
+
+    # numba widens integer arithmetic to 64 bits, so a vectorised lane test or float-to-int step on
+    # 32-bit data runs on 8-wide 64-bit vectors with widening and narrowing around it. These three
+    # do the 32-bit operation itself (measured: 13 of the exp pass's ~75 vector instructions).
+    @intrinsic
+    def _bit_set32(typingctx, word, bit):
+        """Whether ``word & bit`` is non-zero, in 32-bit arithmetic (both uint32)."""
+        sig = types.boolean(types.uint32, types.uint32)
+
+        def codegen(context, builder, signature, args):
+            masked = builder.and_(args[0], args[1])
+            return builder.icmp_unsigned("!=", masked, ir.Constant(ir.IntType(32), 0))
+
+        return sig, codegen
+
+    @intrinsic
+    def _below32(typingctx, t, n):
+        """Whether t < n for 0 <= t, n < 2³¹, compared as int32 (an int32 lane index)."""
+        sig = types.boolean(types.int64, types.int64)
+
+        def codegen(context, builder, signature, args):
+            i32 = ir.IntType(32)
+            return builder.icmp_signed("<", builder.trunc(args[0], i32), builder.trunc(args[1], i32))
+
+        return sig, codegen
+
+    @intrinsic
+    def _pow2_f32(typingctx, n):
+        """2ⁿ as a float32 for an integral float32 n ∈ [−126, 127]: the bits (int32(n) + 127) << 23."""
+        sig = types.float32(types.float32)
+
+        def codegen(context, builder, signature, args):
+            i32 = ir.IntType(32)
+            biased = builder.add(builder.fptosi(args[0], i32), ir.Constant(i32, 127))
+            return builder.bitcast(builder.shl(biased, ir.Constant(i32, 23)), ir.FloatType())
 
         return sig, codegen
 
@@ -551,28 +589,49 @@ if HAVE_NUMBA:
         return n_ge[1]
 
     _FULL = np.uint32(0xFFFFFFFF)
-    _ONE64 = np.uint64(1)
-    _ZERO64 = np.uint64(0)
-    _ALL64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-    _LOW32 = np.uint64(0xFFFFFFFF)
+
+    @intrinsic
+    def _stream_bits32(typingctx, c, p, up):
+        """The STREAM_WORDS direction words (uint32) to OR into a column's stream for a run of c
+        pulses (0 <= c <= 32) starting at stream position p (c + p <= 32·STREAM_WORDS): bits
+        p .. p + c − 1 set if ``up``, none otherwise. The run covers at most two words: its low part
+        (the run shifted by p % 32) goes to word p // 32 and its high part to the next. 32-bit LLVM
+        arithmetic throughout (numba would widen it to 64-bit lanes); shifts by 32, which LLVM
+        leaves undefined, are only in the arms that a select discards."""
+        sig = types.UniTuple(types.uint32, STREAM_WORDS)(types.int32, types.int32, types.boolean)
+
+        def codegen(context, builder, signature, args):
+            c, p, up = args
+            i32 = ir.IntType(32)
+
+            def k(v):
+                return ir.Constant(i32, v)
+
+            full = builder.lshr(k(0xFFFFFFFF), builder.sub(k(32), c))
+            run = builder.select(builder.and_(up, builder.icmp_signed("!=", c, k(0))), full, k(0))
+            s = builder.and_(p, k(31))
+            lo = builder.shl(run, s)
+            hi = builder.select(builder.icmp_signed("==", s, k(0)), k(0), builder.lshr(run, builder.sub(k(32), s)))
+            q0 = builder.ashr(p, k(5))
+            words = [builder.or_(builder.select(builder.icmp_signed("==", q0, k(q)), lo, k(0)),
+                                 builder.select(builder.icmp_signed("==", q0, k(q - 1)), hi, k(0)))
+                     for q in range(STREAM_WORDS)]
+            return context.make_tuple(builder, signature.return_type, words)
+
+        return sig, codegen
 
     @njit(inline="always", cache=True, error_model="numpy")
     def _stream_add(n, rs, cnt, colsgn, gpos, gd):
         """Append sample n to the group's direction streams: for every column j, bits gpos[j] ..
         gpos[j] + cnt[j] − 1 of its words gd[:, j] (32 pulses per word) set if its pulses go up
-        (rs != colsgn[n, j]); then gpos[j] += cnt[j]. Counts are <= 32, so the run is one 64-bit
-        window over two words (its low and high halves go to words gpos[j] // 32 and the next);
+        (rs != colsgn[n, j]); then gpos[j] += cnt[j]. Counts are <= 32 (:func:`_stream_bits32`);
         branch-free over the words, so it vectorises."""
         for j in range(gpos.shape[0]):
             c = cnt[j]
             p = gpos[j]
-            um = _ALL64 if rs != colsgn[n, j] else _ZERO64
-            v = (((_ONE64 << np.uint64(c)) - _ONE64) & um) << np.uint64(p & 31)
-            lo = np.uint32(v & _LOW32)
-            hi = np.uint32(v >> np.uint64(32))
-            q0 = p >> 5
+            bits = _stream_bits32(c, p, rs != colsgn[n, j])
             for q in range(STREAM_WORDS):
-                gd[q, j] |= (lo if q == q0 else np.uint32(0)) | (hi if q == q0 + 1 else np.uint32(0))
+                gd[q, j] |= bits[q]
             gpos[j] = p + c
 
     @njit(inline="always", cache=True, error_model="numpy")
@@ -1612,6 +1671,8 @@ if HAVE_NUMBA:
                         up[i, j] += c
                     else:
                         down[i, j] += c
+
+    drop_stale_cache(_count_block)  # before any kernel of this module runs (see analogkit._jit_cache)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,8 +44,10 @@ step, as the reference's clamp does, so the dense passes need not zero s there.
 * **Passes**: a batch's or group's columns are sorted by their pulse count (descending, counting
   sort), so that pulse k is one pass over a prefix. Both directions' steps, the bounds and the
   law's parameters are gathered in sorted order into contiguous buffers in the state's dtype; in a
-  pass, each lane reads its direction bit and selects the direction's parameters arithmetically
-  (a select of two loads would compile to a gather). All Gaussians of the batch are drawn in one
+  pass, each lane reads its direction bit and selects the direction's parameters arithmetically,
+  as down + f·(up − down) (a select of two loads would compile to a gather). Lane tests and the
+  exponent's float-to-int step use 32-bit intrinsics (numba widens integer arithmetic to 64 bits,
+  which halves the lanes). All Gaussians of the batch are drawn in one
   go (:func:`analogkit.periphery.kernels.row_normals`). A pass runs over the prefix rounded up to
   :data:`LANES` elements (the extra ones keep their weight), so that it never falls into a scalar
   remainder loop. The exponential and logarithm are :func:`fexp` / :func:`flog`, branch-free
@@ -80,6 +82,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from analogkit._jit_cache import drop_stale_cache
 from analogkit.devices.base import Device, DeviceState
 from analogkit.devices.exp_step import _MAX_EXPONENT, ExpStepDevice
 from analogkit.devices.piecewise_step import PiecewiseStepDevice
@@ -133,10 +136,13 @@ if HAVE_NUMBA:
     )
     from analogkit.update.kernels import (
         _FULL,
+        _below32,
+        _bit_set32,
         _group_clear,
         _group_fit,
         _group_sorted,
         _popcount,
+        _pow2_f32,
         _redraw_marked,
         _sort_by_count,
         _stream_add,
@@ -206,7 +212,7 @@ if HAVE_NUMBA:
         p = p * r + _F32(0.5)
         p = p * r + _F32(1.0)
         p = p * r + _F32(1.0)
-        return p * _f32_of((_I64(n) + _I64(127)) << _I64(23))
+        return p * _pow2_f32(n)
 
     @njit(cache=True, error_model="numpy", fastmath=_FM)
     def _exp64(x):
@@ -342,18 +348,39 @@ if HAVE_NUMBA:
         return ((one - q) * tab[o] + q * tab[o + np.uint64(1)]) * m
 
     @njit(inline="always", cache=True, error_model="numpy", fastmath=_FM)
+    def _exp_pass(n_pad, n_k, dk, bit, buf_w, buf_lo, buf_hi, buf_du, buf_md, buf_p1, zk, sigma, s_add, s_slope,
+                  bb, g_up, g_dn, a_up, a_dn, maxe, one, zero, plain):
+        """One pulse of the exp law on lanes 0..n_pad − 1 (see :func:`_sorted_passes`): w += mean + std·z
+        with std = σ·(|mean| + s_add + s_slope·|w|), clipped to the bounds. ``plain`` (a literal, so
+        that each case compiles to its own loop): s_add = s_slope = 0, std = σ·|mean| in two
+        instructions instead of five."""
+        for t in range(n_pad):
+            up = _bit_set32(dk[t], bit)
+            fu = one if up else zero
+            wv = buf_w[t]
+            mean = _mean_exp(wv, buf_p1[t], g_up if up else g_dn, a_up if up else a_dn,
+                             buf_md[t] + fu * buf_du[t], bb, maxe, one, zero)
+            if plain:
+                new = wv + (mean + abs(mean) * (sigma * zk[t]))
+            else:
+                new = wv + mean + sigma * (abs(mean) + s_add + s_slope * abs(wv)) * zk[t]
+            new = min(max(new, buf_lo[t]), buf_hi[t])
+            buf_w[t] = new if _below32(t, n_k) else wv
+
+    @njit(inline="always", cache=True, error_model="numpy", fastmath=_FM)
     def _sorted_passes(i, n_b, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn, tab, consts,
-                       buf_j, buf_d, n_words, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1, buf_p2, buf_p3, zall,
+                       buf_j, buf_d, n_words, buf_w, buf_lo, buf_hi, buf_du, buf_md, buf_p1, buf_p2, buf_p3, zall,
                        base, ctr):
         """Apply the pulses of n_b elements (i, buf_j[t]) of row i, sorted by count (descending; n_ge[c]
         of them have count >= c). Pulse k of element t goes up if bit k % 32 of its direction word
         buf_d[min(k // 32, n_words − 1), t] is set (one word of equal bits for an element pulsed in
         one direction, a stream of words for a group of samples). Gathers their parameters into
-        contiguous buffers (both directions' steps, 0 where the span is not > 0, see the module
-        docstring, and the law's p1..p3), draws all their Gaussians in one go (``n_pulses``, from the
-        row stream at ``ctr``), runs pulse k as one vectorised pass over the prefix of elements with
-        count > k, the direction's parameters selected per lane, and writes the weights back. Returns
-        the advanced ``ctr``."""
+        contiguous buffers (the down step and up minus down, 0 where the span is not > 0, see the
+        module docstring, and the law's p1..p3), draws all their Gaussians in one go (``n_pulses``,
+        from the row stream at ``ctr``), runs pulse k as one vectorised pass over the prefix of
+        elements with count > k, each lane taking its direction's step as down + f·(up − down) with
+        f ∈ {0, 1} (one FMA; within an ulp of the step), and writes the weights back. Returns the
+        advanced ``ctr``."""
         one = consts[_C_ONE]
         zero = consts[_C_ZERO]
         sigma = consts[_C_SIGMA]
@@ -368,6 +395,7 @@ if HAVE_NUMBA:
         a_dn = consts[_C_P0 + 5]
         nsec = consts[_C_P0]  # piecewise: N
         nsec1 = nsec + one
+        plain = s_add == zero and s_slope == zero  # the exp law's noise std is σ·|mean|
         for t in range(n_b):
             j = buf_j[t]
             lo = w_min[i, j]
@@ -376,8 +404,9 @@ if HAVE_NUMBA:
             buf_w[t] = w[i, j]
             buf_lo[t] = lo
             buf_hi[t] = hi
-            buf_mu[t] = dw_up[i, j] if ok else zero
-            buf_md[t] = -dw_dn[i, j] if ok else zero
+            down = -dw_dn[i, j] if ok else zero
+            buf_du[t] = (dw_up[i, j] if ok else zero) - down
+            buf_md[t] = down
         for t in range(n_b):
             span = buf_hi[t] - buf_lo[t]
             ok = span > zero
@@ -386,7 +415,7 @@ if HAVE_NUMBA:
             elif law == _POW:
                 j = buf_j[t]
                 buf_p1[t] = one / (span if ok else one)
-                buf_p2[t] = pe_up[i, j]
+                buf_p2[t] = pe_up[i, j] - pe_dn[i, j]
                 buf_p3[t] = pe_dn[i, j]
             else:
                 buf_p1[t] = nsec / span if ok else zero
@@ -396,7 +425,6 @@ if HAVE_NUMBA:
         # pulse k: one pass over the prefix of elements with count > k, rounded up to LANES (elements
         # past the prefix keep their weight; their buffers hold finite values, so the extra lanes
         # compute harmlessly)
-        nobit = np.uint32(0)
         off = 0
         for k in range(maxc):
             n_k = n_ge[k + 1]
@@ -404,36 +432,33 @@ if HAVE_NUMBA:
             zk = zall[off:]  # (zall[off + t] would be a gather: numba's index may be negative)
             dk = buf_d[min(k >> 5, n_words - 1)]
             bit = np.uint32(1 << (k & 31))
-            if law == _EXP:
-                for t in range(n_pad):
-                    up = (dk[t] & bit) != nobit
-                    fu = one if up else zero
-                    wv = buf_w[t]
-                    mean = _mean_exp(wv, buf_p1[t], g_up if up else g_dn, a_up if up else a_dn,
-                                     fu * buf_mu[t] + (one - fu) * buf_md[t], bb, maxe, one, zero)
-                    std = sigma * (abs(mean) + s_add + s_slope * abs(wv))
-                    new = min(max(wv + mean + std * zk[t], buf_lo[t]), buf_hi[t])
-                    buf_w[t] = new if t < n_k else wv
+            if law == _EXP and plain:
+                _exp_pass(n_pad, n_k, dk, bit, buf_w, buf_lo, buf_hi, buf_du, buf_md, buf_p1, zk, sigma, zero, zero,
+                          bb, g_up, g_dn, a_up, a_dn, maxe, one, zero, True)
+            elif law == _EXP:
+                _exp_pass(n_pad, n_k, dk, bit, buf_w, buf_lo, buf_hi, buf_du, buf_md, buf_p1, zk, sigma, s_add,
+                          s_slope, bb, g_up, g_dn, a_up, a_dn, maxe, one, zero, False)
             elif law == _POW:
                 for t in range(n_pad):
-                    up = (dk[t] & bit) != nobit
+                    up = _bit_set32(dk[t], bit)
                     fu = one if up else zero
-                    fd = one - fu
                     wv = buf_w[t]
+                    lo = buf_lo[t]
                     inv = buf_p1[t]
-                    mean = _mean_pow(wv, fu * buf_hi[t] + fd * buf_lo[t], inv if up else -inv,
-                                     fu * buf_p2[t] + fd * buf_p3[t], fu * buf_mu[t] + fd * buf_md[t], one, zero)
-                    new = min(max(wv + mean + sigma * abs(mean) * zk[t], buf_lo[t]), buf_hi[t])
-                    buf_w[t] = new if t < n_k else wv
+                    # bound moved to, ±1/span, exponent and step of the lane's direction
+                    mean = _mean_pow(wv, lo + fu * (buf_hi[t] - lo), inv if up else -inv, buf_p3[t] + fu * buf_p2[t],
+                                     buf_md[t] + fu * buf_du[t], one, zero)
+                    new = min(max(wv + mean + sigma * abs(mean) * zk[t], lo), buf_hi[t])
+                    buf_w[t] = new if _below32(t, n_k) else wv
             else:
                 for t in range(n_pad):
-                    up = (dk[t] & bit) != nobit
+                    up = _bit_set32(dk[t], bit)
                     fu = one if up else zero
                     wv = buf_w[t]
                     mean = _mean_piecewise(wv, buf_lo[t], buf_p1[t], zero if up else nsec1,
-                                           fu * buf_mu[t] + (one - fu) * buf_md[t], nsec, tab, one, zero)
+                                           buf_md[t] + fu * buf_du[t], nsec, tab, one, zero)
                     new = min(max(wv + mean + sigma * abs(mean) * zk[t], buf_lo[t]), buf_hi[t])
-                    buf_w[t] = new if t < n_k else wv
+                    buf_w[t] = new if _below32(t, n_k) else wv
             off += n_k
         for t in range(n_b):
             w[i, buf_j[t]] = buf_w[t]
@@ -451,7 +476,8 @@ if HAVE_NUMBA:
         """Work arrays of a row's sorted passes, for counts up to ``max_c``: the counting sort's
         permutation, sub-histograms, starts and n_ge[c] (positions with count >= c), then per sorted
         position t its column, its STREAM_WORDS direction words and, in w's dtype, weight, bounds,
-        up and down steps and law parameters p1..p3 (room for a pass rounded up to LANES)."""
+        down step, up minus down step and law parameters p1..p3 (pow: 1/span, γ_up − γ_down and
+        γ_down), with room for a pass rounded up to LANES."""
         n_bins = max_c + 2
         n_buf = n_in + LANES
         ftype = w.dtype
@@ -494,7 +520,7 @@ if HAVE_NUMBA:
         dirs = np.zeros(n_in, np.bool_)
         gpos = np.zeros(n_in, np.int32)  # the group: pulses per column so far, direction streams
         gd = np.zeros((STREAM_WORDS, n_in), np.uint32)
-        (perm, hist, start, n_ge, buf_j, buf_d, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1, buf_p2,
+        (perm, hist, start, n_ge, buf_j, buf_d, buf_w, buf_lo, buf_hi, buf_du, buf_md, buf_p1, buf_p2,
          buf_p3) = _sort_buffers(n_in, max(max_b, group_pulses), w)
         zall = np.zeros(4 * n_in + LANES, np.float32)
         for i in range(i0, i1):
@@ -577,7 +603,7 @@ if HAVE_NUMBA:
                     n_pulses = _total_pulses(n_ge, g_max)
                     zall = _room(zall, n_pulses)
                     ctr = _sorted_passes(i, n_live, g_max, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up,
-                                         pe_dn, tab, consts, buf_j, buf_d, STREAM_WORDS, buf_w, buf_lo, buf_hi, buf_mu,
+                                         pe_dn, tab, consts, buf_j, buf_d, STREAM_WORDS, buf_w, buf_lo, buf_hi, buf_du,
                                          buf_md, buf_p1, buf_p2, buf_p3, zall, base, ctr)
                     pulses += n_pulses
                     if track:
@@ -605,7 +631,7 @@ if HAVE_NUMBA:
                     n_pulses = _total_pulses(n_ge, maxc)
                     zall = _room(zall, n_pulses)
                     ctr = _sorted_passes(i, n_b, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn,
-                                         tab, consts, buf_j, buf_d, 1, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1,
+                                         tab, consts, buf_j, buf_d, 1, buf_w, buf_lo, buf_hi, buf_du, buf_md, buf_p1,
                                          buf_p2, buf_p3, zall, base, ctr)
                     pulses += n_pulses
                     cmax = max(cmax, maxc)
@@ -626,7 +652,7 @@ if HAVE_NUMBA:
                             zall = _room(zall, n_pulses)
                             ctr = _sorted_passes(i, n_live, c_max, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max,
                                                  pe_up, pe_dn, tab, consts, buf_j, buf_d, 1, buf_w, buf_lo, buf_hi,
-                                                 buf_mu, buf_md, buf_p1, buf_p2, buf_p3, zall, base, ctr)
+                                                 buf_du, buf_md, buf_p1, buf_p2, buf_p3, zall, base, ctr)
                             pulses += n_pulses
                             if track:
                                 row_dense = True
@@ -667,7 +693,7 @@ if HAVE_NUMBA:
         n_in = w.shape[1]
         track = wn_scale > 0.0
         cnt = np.zeros(n_in, np.int64)
-        (perm, hist, start, n_ge, buf_j, buf_d, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1, buf_p2,
+        (perm, hist, start, n_ge, buf_j, buf_d, buf_w, buf_lo, buf_hi, buf_du, buf_md, buf_p1, buf_p2,
          buf_p3) = _sort_buffers(n_in, max_c, w)
         zall = np.zeros(n_in * max(max_c, 1) + LANES, np.float32)
         for t in range(t0, t1):
@@ -688,7 +714,7 @@ if HAVE_NUMBA:
                 buf_d[0, q] = _FULL if counts[t, j] > 0 else np.uint32(0)
             n_pulses = _total_pulses(n_ge, maxc)
             ctr = _sorted_passes(i, n_live, maxc, n_ge, n_pulses, law, w, dw_up, dw_dn, w_min, w_max, pe_up, pe_dn,
-                                 tab, consts, buf_j, buf_d, 1, buf_w, buf_lo, buf_hi, buf_mu, buf_md, buf_p1, buf_p2,
+                                 tab, consts, buf_j, buf_d, 1, buf_w, buf_lo, buf_hi, buf_du, buf_md, buf_p1, buf_p2,
                                  buf_p3, zall, base, 0)
             row_pulses[t] = n_pulses
             if track:
@@ -696,6 +722,8 @@ if HAVE_NUMBA:
                     z, slow = gauss_scalar(base, ctr, slow)
                     ctr += 1
                     wn[i, buf_j[q]] = wn_scale * z
+
+    drop_stale_cache(_counts_block_step)  # before any kernel of this module runs (see analogkit._jit_cache)
 
 
 def _apply(x: np.ndarray, log: bool) -> np.ndarray:
