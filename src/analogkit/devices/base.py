@@ -509,27 +509,45 @@ class Device(ConfigBase):
     def reset_devices(
         self, state: DeviceState, mask: Tensor | None = None, generator: torch.Generator | None = None
     ) -> None:
-        """Reset the elements in ``mask`` (all if None): w ← clip(b_ij + reset_std·ξ)."""
-        if mask is not None:
-            _check_shape(self, "mask", mask, state)
-            mask = mask.to(torch.bool)
-        new = state.reset_bias
+        """Reset the elements in ``mask`` (all if None): w ← clip(b_ij + reset_std·ξ).
+
+        With a mask, only the masked elements draw (a refresh resets a few percent of an array)."""
+        if self.reset_std > 0 and generator is None:
+            raise ValueError(f"{type(self).__name__}.reset_devices: reset_std > 0 needs a generator")
+        if mask is None:
+            new = state.reset_bias
+            if self.reset_std > 0:
+                new = new + self.reset_std * _randn(state.shape, generator, state.dtype)
+            state.w.copy_(torch.minimum(torch.maximum(new, state.w_min), state.w_max))
+            self._refresh_write_noise(state, None, generator)
+            return
+        _check_shape(self, "mask", mask, state)
+        at = mask.to(torch.bool).nonzero(as_tuple=True)
+        new = _at(state.reset_bias, at, state)
         if self.reset_std > 0:
-            if generator is None:
-                raise ValueError(f"{type(self).__name__}.reset_devices: reset_std > 0 needs a generator")
-            new = new + self.reset_std * _randn(state.shape, generator, state.dtype)
-        new = torch.minimum(torch.maximum(new, state.w_min), state.w_max)
-        state.w.copy_(new if mask is None else torch.where(mask, new, state.w))
+            new = new + self.reset_std * _randn(new.shape, generator, state.dtype)
+        state.w[at] = torch.minimum(torch.maximum(new, _at(state.w_min, at, state)), _at(state.w_max, at, state))
         self._refresh_write_noise(state, mask, generator)
 
     def _refresh_write_noise(self, state: DeviceState, mask: Tensor | None, generator: torch.Generator | None) -> None:
+        """Redraw the write noise of the elements in ``mask`` (all if None); only those draw."""
         if "write_noise" not in state.extra:
             return
         if generator is None:
             raise ValueError(f"{type(self).__name__}: a device with write noise needs a generator here")
-        fresh = self.write_noise_scale * _randn(state.shape, generator, state.dtype)
         noise = state.extra["write_noise"]
-        noise.copy_(fresh if mask is None else torch.where(mask, fresh, noise))
+        if mask is None:
+            noise.copy_(self.write_noise_scale * _randn(state.shape, generator, state.dtype))
+            return
+        at = mask.to(torch.bool).expand(state.shape).nonzero(as_tuple=True)
+        noise[at] = _at(self.write_noise_scale, at, state) * _randn((at[0].numel(),), generator, state.dtype)
+
+
+def _at(value: Tensor | float, at: tuple[Tensor, ...], state: DeviceState) -> Tensor | float:
+    """``value`` (a scalar, or a tensor broadcastable to the state's shape) at the elements ``at``."""
+    if not isinstance(value, Tensor):
+        return value
+    return value.expand(state.shape)[at]
 
 
 def _randn(shape: tuple[int, ...] | torch.Size, generator: torch.Generator, dtype: torch.dtype) -> Tensor:

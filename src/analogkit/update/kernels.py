@@ -296,20 +296,13 @@ if HAVE_NUMBA:
             _prefetch(arr, first + off)
 
     @njit(cache=True, error_model="numpy")
-    def _plan(x, d, lr, dw_min, desired_bl, bl_mgmt, um, k_um, fixed_long, bl, a_sc, b_sc):
-        """BL_n, A_n, B_n per sample (formulas of :mod:`analogkit.update.trains`); returns Σ BL_n."""
+    def _plan(x_max, d_max, lr, dw_min, desired_bl, bl_mgmt, um, k_um, fixed_long, bl, a_sc, b_sc):
+        """BL_n, A_n, B_n per sample (formulas of :mod:`analogkit.update.trains`) from the samples'
+        largest |x| and |d| (NaN if a sample holds one: it is skipped); returns Σ BL_n."""
         total = 0
-        for n in range(x.shape[0]):
-            xm = 0.0
-            for j in range(x.shape[1]):
-                v = abs(x[n, j])
-                xm = v if (v > xm or v != v) else xm  # a select (vectorises); NaN sticks: sample skipped
-            dm = 0.0
-            for i in range(d.shape[1]):
-                v = abs(d[n, i])
-                dm = v if (dm < v or v != v) else dm
-            xm = float(xm)
-            dm = float(dm)
+        for n in range(x_max.shape[0]):
+            xm = x_max[n]
+            dm = d_max[n]
             if not (xm > 0.0 and dm > 0.0 and lr > 0.0):
                 bl[n] = 0
                 a_sc[n] = 0.0
@@ -1968,6 +1961,14 @@ class _Trains:
     work: int  # Σ_n firing columns × firing rows: 0 if no element coincides
 
 
+def _abs_max(a: np.ndarray) -> np.ndarray:
+    """max_j |a[n, j]| per sample as float64, NaN where a sample holds one (PyTorch's vectorised,
+    multi-threaded reduction: 0.03 instead of 0.3 ms for 512×512 in a serial loop)."""
+    if a.shape[1] == 0:
+        return np.zeros(a.shape[0])
+    return torch.from_numpy(a).abs().amax(dim=1).to(torch.float64).numpy()
+
+
 def _draw_trains(x: torch.Tensor, d: torch.Tensor, lr: float, cfg: UpdateConfig, generator: torch.Generator,
                  dw_min: float) -> _Trains:
     """Seed (one draw from ``generator``), plan (BL_n, A_n, B_n), trains and row lists of one call,
@@ -1985,8 +1986,9 @@ def _draw_trains(x: torch.Tensor, d: torch.Tensor, lr: float, cfg: UpdateConfig,
     seed = np.uint64(_seed(generator))
     ws = _workspace(m, n_in, n_out, nw)
     nact, nrow = ws["nact"], ws["nrow"]
-    total_bl = _plan(xn, dn, float(lr), float(dw_min), int(cfg.desired_bl), bool(cfg.update_bl_management),
-                     bool(cfg.update_management), float(cfg.um_grad_scale), fixed_long, ws["bl"], ws["a_sc"], ws["b_sc"])
+    total_bl = _plan(_abs_max(xn), _abs_max(dn), float(lr), float(dw_min), int(cfg.desired_bl),
+                     bool(cfg.update_bl_management), bool(cfg.update_management), float(cfg.um_grad_scale),
+                     fixed_long, ws["bl"], ws["a_sc"], ws["b_sc"])
     if total_bl == 0:
         return _Trains(mode, nw, seed, ws, 0)
     draws = (n_in + n_out) * (total_bl if mode == _STOCHASTIC else m)
