@@ -174,7 +174,7 @@ class OneSidedUnitCell(Compound):
         """
         (p, m), (sp, sm) = self.sub_devices(), state.devices
         n_in = sp.w.shape[-1]
-        cols = torch.arange(n_in, device=sp.w.device)
+        cols = slice(0, n_in)  # all columns: a view of the weights, no copy
         rp = read_columns(p, sp, cols, self.refresh_forward, generator).t()
         rm = read_columns(m, sm, cols, self.refresh_forward, generator).t()
         np_, nm_ = rp / float(p.w_max), rm / float(m.w_max)

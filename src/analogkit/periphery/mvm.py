@@ -122,7 +122,8 @@ def _product(u: Tensor, wt: Tensor) -> Tensor:
     if u.dim() == 2 and n == u.shape[1] and n >= 32 and int(torch.count_nonzero(u[0])) <= 1:
         diag = u.diagonal()
         if int(torch.count_nonzero(u)) == int(torch.count_nonzero(diag)):
-            return (diag.unsqueeze(-1) * wt).contiguous()  # (wt is often a transposed view)
+            # one pass into a contiguous result (wt is often a transposed view)
+            return torch.mul(diag.unsqueeze(-1), wt, out=wt.new_empty(wt.shape))
     return u @ wt
 
 
