@@ -364,6 +364,15 @@ if HAVE_NUMBA:
                 out[k] = word
 
     @njit(inline="always", cache=True, error_model="numpy")
+    def _live_list(thr, live):
+        """The trains with a non-zero firing threshold, ascending, into ``live``; returns how many."""
+        n_live = 0
+        for k in range(thr.shape[0]):
+            live[n_live] = k
+            n_live += 1 if thr[k] != np.uint64(0) else 0
+        return n_live
+
+    @njit(inline="always", cache=True, error_model="numpy")
     def _sample_trains(n, x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
                        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, rowidx, nrow):
         """Trains of sample ``n``: column words (full and a compacted index list of firing columns),
@@ -379,19 +388,21 @@ if HAVE_NUMBA:
         b_n = b_sc[n]
         two32 = 4294967296.0
         if mode == _STOCHASTIC:
+            # (thresholds and signs in one vectorised loop, the list of trains with a probability in
+            # another; where fewer than half have one, only those are drawn and scanned for pulses)
             thr = np.empty(n_in, np.uint64)
             live = np.empty(max(n_in, n_out), np.int64)  # the trains with a probability
-            n_live = 0
             for j in range(n_in):
                 xv = x[n, j]
                 thr[j] = np.uint64(min(a_n * abs(xv), 1.0) * two32)
                 colsgn[n, j] = 1 if xv > 0 else -1
-                live[n_live] = j
-                n_live += 1 if thr[j] != np.uint64(0) else 0
+            n_live = _live_list(thr, live)
             for wd in range(nw):
                 _draw_bits(colbits[n, wd], thr, seed ^ _SEED_COLS, n * n_in, n_pairs, b, wd, live, n_live)
+            scan = 2 * n_live < n_in
             cnt = 0
-            for j in range(n_in):
+            for q in range(n_live if scan else n_in):
+                j = live[q] if scan else q
                 fired = False
                 for wd in range(nw):
                     fired = fired or colbits[n, wd, j] != np.uint64(0)
@@ -400,22 +411,23 @@ if HAVE_NUMBA:
                     cnt += 1
             nact[n] = cnt
             thr_r = np.empty(n_out, np.uint64)
-            n_live = 0
             for i in range(n_out):
                 dv = d[n, i]
                 thr_r[i] = np.uint64(min(b_n * abs(dv), 1.0) * two32)
                 rowsgn[n, i] = 1 if dv > 0 else -1
-                live[n_live] = i
-                n_live += 1 if thr_r[i] != np.uint64(0) else 0
+            n_live = _live_list(thr_r, live)
             for wd in range(nw):
                 _draw_bits(rowbits[n, wd], thr_r, seed ^ _SEED_ROWS, n * n_out, n_pairs, b, wd, live, n_live)
-            rows = 0
             for i in range(n_out):
                 fired = False
                 for wd in range(nw):
                     fired = fired or rowbits[n, wd, i] != np.uint64(0)
                 rowval[n, i] = 1.0 if fired else 0.0
-                if fired:
+            scan = 2 * n_live < n_out
+            rows = 0
+            for q in range(n_live if scan else n_out):
+                i = live[q] if scan else q
+                if rowval[n, i] != 0.0:
                     rowidx[n, rows] = i
                     rows += 1
             nrow[n] = rows if cnt > 0 else 0
