@@ -32,69 +32,46 @@ def test_kernel_normals_match_the_normal_distribution(method):
     assert abs((z > 0).double().mean().item() - 0.5) < 5 * 0.5 / math.sqrt(N)
 
 
-def _radii_and_circles(bits):
+def _pairs(bits):
     from numba import njit
 
     @njit
     def run(b):
-        rho, c, s = np.empty(b.shape[0]), np.empty(b.shape[0]), np.empty(b.shape[0])
-        for k in range(b.shape[0]):
-            rho[k] = kernels._radius(b[k])
-            c[k], s[k] = kernels._circle(b[k])
-        return rho, c, s
-
-    return run(bits)
-
-
-def test_box_muller_pieces_are_accurate_to_float32():
-    """ρ = √(−2 ln u) and (cos θ, sin θ) of the vectorised generator against float64 NumPy."""
-    rng = np.random.default_rng(0)
-    bits = rng.integers(0, 2**63, 200_000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 200_000, dtype=np.uint64)
-    # extremes: u near 2^-64 (largest radius, 9.4) and near 1 (radius near 0), and every binary exponent
-    bits = np.concatenate([bits, bits >> np.uint64(40), np.array([0, 1, 2**64 - 1, 2**63], dtype=np.uint64),
-                           np.uint64(1) << np.arange(64, dtype=np.uint64)])
-    rho, c, s = _radii_and_circles(bits)
-    v = bits | np.uint64(1)
-    below_one = (~v + np.uint64(1)).astype(np.float64) / 2.0**64  # 1 − u, exact where u > 1/2
-    with np.errstate(divide="ignore"):  # np.where evaluates both branches
-        ln_u = np.where(v >= np.uint64(2**63), np.log1p(-below_one), np.log(v.astype(np.float64) / 2.0**64))
-    exact = np.sqrt(-2 * ln_u)
-    # float32 arithmetic: a few ulps (6e-8 each) relative, also next to u = 1 (ρ → 0); 1e-6 is generous
-    assert np.all(np.abs(rho - exact) <= 1e-6 * exact)
-    assert rho.max() > 9.4  # the tail reaches 9.4σ
-    q = (bits >> np.uint64(62)).astype(np.float64)
-    # the next bits as a signed fraction in [−½, ½) plus half a 22-bit cell, rounded as the kernel does
-    f = ((bits << np.uint64(2)) | np.uint64(1 << 41)).view(np.int64).astype(np.float32).astype(np.float64) / 2.0**64
-    theta = q * np.pi / 2 + f * np.pi / 2
-    # Taylor truncation < 3e-8 plus float32 rounding of the angle (|θ| <= π/4, ulp 6e-8)
-    assert np.max(np.abs(c - np.cos(theta))) < 1e-6 and np.max(np.abs(s - np.sin(theta))) < 1e-6
-
-
-def test_one_draw_makes_a_pair_from_its_top_40_and_low_24_bits():
-    """A pair's radius takes u from the midpoint of its top-40-bit cell, its angle the low 24 bits."""
-    from numba import njit
-
-    @njit
-    def pairs(b):
         out = np.empty((b.shape[0], 2))
         for k in range(b.shape[0]):
             out[k, 0], out[k, 1] = kernels._normal_pair(b[k])
         return out
 
-    rng = np.random.default_rng(1)
-    bits = rng.integers(0, 2**63, 10_000, dtype=np.uint64) * np.uint64(2)
-    bits = np.concatenate([bits, np.array([0, 2**64 - 1, 2**24 - 1, (2**40 - 1) << 24], dtype=np.uint64)])
-    z = pairs(bits)
-    u = ((bits >> np.uint64(24)).astype(np.float64) + 0.5) / 2.0**40
+    return run(bits)
+
+
+def test_box_muller_pairs_are_accurate_to_float32():
+    """(ρ cos θ, ρ sin θ) of one draw against float64 NumPy: u the midpoint of the cell of the top
+    40 bits, θ = q·π/2 + φ with q bits 22–23 and φ ∈ (−π/4, π/4) the midpoint of the cell of bits
+    0–21 read as a signed 22-bit integer."""
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**63, 200_000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 200_000, dtype=np.uint64)
+    # extremes: u = 2^-41 (the largest radius), u next to 1 (radius near 0), top 32 bits zero (u < 2^-32),
+    # every binary exponent of u, and every quadrant boundary
+    bits = np.concatenate([bits, bits >> np.uint64(32), bits >> np.uint64(40), np.array([0, 2**64 - 1], dtype=np.uint64),
+                           np.uint64(1) << np.arange(24, 64, dtype=np.uint64),
+                           (np.uint64(1) << np.arange(24, 64, dtype=np.uint64)) - np.uint64(1),
+                           np.arange(4, dtype=np.uint64) << np.uint64(22)])
+    z = _pairs(bits)
+    u = ((bits >> np.uint64(24)).astype(np.float64) + 0.5) / 2.0**40  # exact: 41 significant bits
     rho = np.sqrt(-2 * np.log(u))
-    rho_k, c, s = _radii_and_circles((bits & np.uint64(0xFFFFFFFFFF000000)) | np.uint64(1 << 23))
-    _, c, s = _radii_and_circles(bits << np.uint64(40))
-    np.testing.assert_allclose(rho_k, rho, rtol=1e-6)  # the radius of the cell's midpoint
-    np.testing.assert_allclose(z[:, 0], rho_k * c, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(z[:, 1], rho_k * s, rtol=1e-6, atol=1e-7)
-    # extremes: u = 2^-41 gives the largest radius, √(82 ln 2) = 7.54; u next to 1 a tiny one
-    assert abs(np.hypot(z[-4, 0], z[-4, 1]) - math.sqrt(82 * math.log(2))) < 1e-5
-    assert np.hypot(z[-3, 0], z[-3, 1]) < 1e-5
+    q = ((bits >> np.uint64(22)) & np.uint64(3)).astype(np.float64)
+    cell = (bits & np.uint64(0x3FFFFF)).astype(np.int64)
+    cell = np.where(cell >= 2**21, cell - 2**22, cell)  # bits 0–21 as a signed 22-bit integer
+    phi = (cell + 0.5) / 2.0**22 * np.pi / 2
+    theta = q * np.pi / 2 + phi
+    # float32 arithmetic: a few ulps (6e-8 each) of ρ, also next to u = 1, and of the angle's
+    # cos/sin (Taylor truncation < 3e-8); 1e-6 of ρ is generous and still fails on any wrong bit
+    assert np.all(np.abs(z[:, 0] - rho * np.cos(theta)) <= 1e-6 * rho + 1e-12)
+    assert np.all(np.abs(z[:, 1] - rho * np.sin(theta)) <= 1e-6 * rho + 1e-12)
+    assert abs(rho.max() - math.sqrt(82 * math.log(2))) < 1e-12  # the tail reaches 7.54σ (u = 2^-41)
+    zero = np.flatnonzero(bits == 0)[0]
+    assert abs(np.hypot(z[zero, 0], z[zero, 1]) - math.sqrt(82 * math.log(2))) < 1e-5
 
 
 def test_kernel_rows_are_independent_streams():
