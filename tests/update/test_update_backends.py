@@ -244,3 +244,22 @@ def test_one_slot_trains_agree(name, one_pass, monkeypatch):
     if "write_noise" in state0.extra:  # redrawn exactly on the elements that got a pulse
         wn_k = results["numba"][1]
         assert torch.equal(wn_k != state0.extra["write_noise"], results["numba"][0] != state0.w)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sample_abs_max_lets_nan_through_and_is_exact(dtype):
+    """The plan's per-sample max |x| (an integer max over the IEEE bits): exact, and NaN wins."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((40, 300)).astype(dtype)
+    a[3, 5] = np.nan  # NaN anywhere in a sample: the sample is skipped
+    a[7, 1] = -np.inf
+    a[9] = 0.0
+    a[10, :] = -0.0
+    a[11, 17] = -1e30 if dtype == "float32" else -1e300  # the largest magnitude, negative
+    out = kernels._abs_max(a)
+    ref = np.abs(a).max(axis=1).astype(np.float64)  # numpy's max propagates NaN
+    assert out.dtype == np.float64
+    assert np.array_equal(out, ref, equal_nan=True)
+    assert np.isnan(out[3]) and out[7] == np.inf and out[9] == 0.0 and out[10] == 0.0

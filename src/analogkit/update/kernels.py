@@ -296,6 +296,19 @@ if HAVE_NUMBA:
             _prefetch(arr, first + off)
 
     @njit(cache=True, error_model="numpy")
+    def _abs_max_bits(bits, out):
+        """Per row, the largest IEEE bit pattern with the sign cleared: that of max |a| (for
+        non-negative floats the patterns order as the values, and every NaN's lies above +inf's, so
+        a NaN wins). An integer max reduction vectorises; a float one that lets NaN through does not."""
+        sign = (bits.dtype.type(1) << bits.dtype.type(8 * bits.itemsize - 1))
+        magnitude = ~sign
+        for n in range(bits.shape[0]):
+            m = bits.dtype.type(0)
+            for j in range(bits.shape[1]):
+                m = max(m, bits[n, j] & magnitude)
+            out[n] = m
+
+    @njit(cache=True, error_model="numpy")
     def _plan(x_max, d_max, lr, dw_min, desired_bl, bl_mgmt, um, k_um, fixed_long, bl, a_sc, b_sc):
         """BL_n, A_n, B_n per sample (formulas of :mod:`analogkit.update.trains`) from the samples'
         largest |x| and |d| (NaN if a sample holds one: it is skipped); returns Σ BL_n."""
@@ -1974,11 +1987,14 @@ class _Trains:
 
 
 def _abs_max(a: np.ndarray) -> np.ndarray:
-    """max_j |a[n, j]| per sample as float64, NaN where a sample holds one (PyTorch's vectorised,
-    multi-threaded reduction: 0.03 instead of 0.3 ms for 512×512 in a serial loop)."""
+    """max_j |a[n, j]| per sample as float64, NaN where a sample holds one (:func:`_abs_max_bits`:
+    0.03 instead of 0.3 ms for 512×512 with a float max that must let NaN through)."""
     if a.shape[1] == 0:
         return np.zeros(a.shape[0])
-    return torch.from_numpy(a).abs().amax(dim=1).to(torch.float64).numpy()
+    bits = a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+    out = np.empty(a.shape[0], bits.dtype)
+    _abs_max_bits(bits, out)
+    return out.view(a.dtype).astype(np.float64)
 
 
 def _draw_trains(x: torch.Tensor, d: torch.Tensor, lr: float, cfg: UpdateConfig, generator: torch.Generator,
