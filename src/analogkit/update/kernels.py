@@ -1988,7 +1988,7 @@ class _Trains:
 
 def _abs_max(a: np.ndarray) -> np.ndarray:
     """max_j |a[n, j]| per sample as float64, NaN where a sample holds one (:func:`_abs_max_bits`:
-    0.03 instead of 0.3 ms for 512×512 with a float max that must let NaN through)."""
+    12 µs for 512×512, where a float max that lets NaN through took 0.3 ms)."""
     if a.shape[1] == 0:
         return np.zeros(a.shape[0])
     bits = a.view(np.uint32 if a.dtype == np.float32 else np.uint64)

@@ -58,12 +58,12 @@ step, as the reference's clamp does, so the dense passes need not zero s there.
 :func:`fexp`: e^x = 2ⁿ·e^r with n = rint(x/ln 2) and r = x − n·ln 2 (Cody & Waite 1980: ln 2 split
 in a high part, exact in n·ln2_hi, and a low part), e^r on |r| <= ln2/2 by its Taylor polynomial
 (degree 7 in float32, evaluated by Estrin's scheme, 13 in float64 by Horner's: truncation
-< 0.1 ulp), 2ⁿ built from its IEEE bits (an LLVM bitcast). :func:`flog`: x = m·2^e from the IEEE bits with m ∈ [1/√2, √2), f = m − 1 (exact),
-ln m = 2·artanh(s) = f − (f²/2 − s·(f²/2 + R)) with s = f/(2 + f), |s| <= 0.172, R = 2s²/3 + 2s⁴/5 + …
-(to s¹⁰ in float32, s²² in float64; the arrangement of fdlibm's ``__ieee754_log``). Both
-within 2 ulp of the correctly rounded result (tested against numpy) on [−87.3, 88] / (0, ∞) in
-float32 and [−708.3, 709] / (0, ∞) in float64; fexp returns the value at the end of its range
-beyond it (the exp step clamps its exponent at 60).
+< 0.1 ulp), 2ⁿ built from its IEEE bits (an LLVM bitcast). :func:`flog`: x = m·2^e from the IEEE
+bits with m ∈ [1/√2, √2), f = m − 1 (exact), ln m = 2·artanh(s) = f − (f²/2 − s·(f²/2 + R)) with
+s = f/(2 + f), |s| <= 0.172, R = 2s²/3 + 2s⁴/5 + … (to s¹⁰ in float32, s²² in float64; the
+arrangement of fdlibm's ``__ieee754_log``). Both within 2 ulp of the correctly rounded result
+(tested against numpy) on [−87.3, 88] / (0, ∞) in float32 and [−708.3, 709] / (0, ∞) in float64;
+fexp returns the value at the end of its range beyond it (the exp step clamps its exponent at 60).
 
 Random numbers: one 63-bit seed per call from the tile's ``torch.Generator``; every row has its
 own counter-based stream (Gaussians of the pulses and of the write noise), the mean-count dithers
