@@ -725,7 +725,6 @@ if HAVE_NUMBA:
         if sigma > 0.0:
             row_normals(zall[:n_pulses], base + np.uint64(ctr) * _GOLDEN)
             ctr += n_pulses
-        nobit = np.uint32(0)
         off = 0
         for k in range(g_max):
             n_k = n_ge[k + 1]
@@ -734,14 +733,14 @@ if HAVE_NUMBA:
             bit = np.uint32(1 << (k & 31))
             if mult and has_slope and not has_ref:  # the common case, with fewer loads per pulse
                 for t in range(n_k):
-                    fu = one if (dk[t] & bit) != nobit else zero
+                    fu = one if _bit_set32(dk[t], bit) else zero
                     fd = one - fu
                     wv = buf_w[t]
                     mstep = fu * buf_a[t] + fd * buf_ad[t] + (fu * buf_b[t] + fd * buf_bd[t]) * wv
                     buf_w[t] = min(max(wv + mstep + sg_f * abs(mstep) * zk[t], buf_lo[t]), buf_hi[t])
             else:
                 for t in range(n_k):
-                    fu = one if (dk[t] & bit) != nobit else zero
+                    fu = one if _bit_set32(dk[t], bit) else zero
                     fd = one - fu
                     wv = buf_w[t]
                     mstep = fu * buf_a[t] + fd * buf_ad[t]
