@@ -20,6 +20,7 @@ from analogkit.compounds.base import (
     register_compound,
     take,
 )
+from analogkit.compounds.buffer_step import buffer_step_
 from analogkit.compounds.transfer import TransferCompound, duplicate_free_runs
 from analogkit.update.config import UpdateConfig
 
@@ -129,20 +130,12 @@ class BufferedTransferCompound(TransferCompound):
             v = read_columns(dev_a, s_a, idx, self.transfer_forward, generator, self.transfer_columns).t()  # (m, k)
             signs = self._signs(state, idx)
             h = self._gather(state.buffer, idx)  # a view of the buffer for consecutive vectors
-            if no_buffer:
-                h.zero_()
-            h.add_(self._buffer_input(state, idx, v, signs), alpha=scale)
             # whole pulses: trunc(H) clipped to ±BL, i.e. the clipped H truncated (BL is an integer)
-            counts = h.clamp(-max_steps, max_steps).to(torch.int32)
-            moved = counts != 0
-            if self.forget_buffer:
-                h = h.masked_fill_(moved, 0.0) if self.momentum == 0 else torch.where(moved, h * self.momentum, h)
-            else:
-                h = h - (1.0 - self.momentum) * counts.to(h.dtype)
-                if cap > 0:
-                    h = h.clamp(-cap, cap)
+            h, counts, moved = buffer_step_(h, self._buffer_input(state, idx, v, signs), scale, max_steps,
+                                            no_buffer=no_buffer, forget=self.forget_buffer, momentum=self.momentum,
+                                            cap=cap)
             self._store(state.buffer, idx, h)
-            if bool(moved.any()) and self._write_allowed(state):
+            if moved and self._write_allowed(state):
                 apply_counts_(dev_c, s_c, counts if self.transfer_columns else counts.t(), generator,
                               self.transfer_update.pulse_application, index=idx, columns=self.transfer_columns)
             self._after_reads(state, idx, run[-1], v, generator)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,9 +20,18 @@ from analogkit.compounds.base import (
     update_array_,
 )
 from analogkit.compounds.buffered import BufferedTransferCompound, _single_pulse_update
+from analogkit.update import kernels as _update_kernels
 from analogkit.update.config import UpdateConfig
 
 __all__ = ["ChoppedTransferCompound"]
+
+
+def _sample_abs_max(t: Tensor) -> np.ndarray:
+    """max_j |t[n, j]| per sample n, as float64 on the host (NaN where a sample holds one)."""
+    t = t.detach()
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and _update_kernels.HAVE_NUMBA:
+        return _update_kernels.abs_max_rows(t.contiguous().numpy())
+    return t.abs().amax(dim=1).to(torch.float64).cpu().numpy()
 
 
 @register_compound
@@ -114,20 +124,25 @@ class ChoppedTransferCompound(BufferedTransferCompound):
 
     # -- learning rates -------------------------------------------------------------------------
     def _update_auto_scale_(self, state: CompoundState, x: Tensor, d: Tensor) -> None:
-        """Running means of max|x_n| and max|d_n|, per sample with rate (1 − auto_momentum)/M."""
-        xm = x.detach().abs().amax(dim=1).to(torch.float64)
-        dm = d.detach().abs().amax(dim=1).to(torch.float64)
+        """Running means of max|x_n| and max|d_n|, per sample with rate (1 − auto_momentum)/M.
+
+        Over the M samples in order, m ← (1 − τ)·m + τ·v_n for each v_n > 0, in closed form:
+        m ← (1 − τ)^K·m + Σ_k τ(1 − τ)^(K−1−k)·v_k; the first value ever seen starts the mean.
+        In float64 on the host: 2·M numbers per step, where tensor operations cost more in
+        dispatch than in arithmetic.
+        """
         tau = (1.0 - self.auto_momentum) / max(1, x.shape[0])
-        for ema, vals in ((state.x_max_ema, xm), (state.d_max_ema, dm)):
-            vals = vals[vals > 0]
-            if vals.numel() == 0:
+        for ema, t in ((state.x_max_ema, x), (state.d_max_ema, d)):
+            vals = _sample_abs_max(t)
+            vals = vals[vals > 0]  # (drops NaN too)
+            if vals.size == 0:
                 continue
-            m0 = ema
-            if not bool(m0 > 0):  # first value starts the mean
-                m0, vals = vals[0], vals[1:]
-            k = vals.numel()
-            weights = tau * (1.0 - tau) ** torch.arange(k - 1, -1, -1, dtype=torch.float64, device=vals.device)
-            ema.copy_(m0 * (1.0 - tau) ** k + (weights * vals).sum())
+            m0 = float(ema)
+            if not m0 > 0:  # first value starts the mean
+                m0, vals = float(vals[0]), vals[1:]
+            k = vals.size
+            weights = tau * (1.0 - tau) ** np.arange(k - 1, -1, -1, dtype=np.float64)
+            ema.fill_(m0 * (1.0 - tau) ** k + float(np.dot(weights, vals)))
 
     def fast_lr_for(self, state: CompoundState, x: Tensor, d: Tensor, lr: float, cfg: UpdateConfig) -> float:
         if self.auto_scale and self.fast_lr > 0:
