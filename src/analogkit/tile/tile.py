@@ -93,6 +93,8 @@ class AnalogTile(nn.Module):
             self._io_ranged = config.forward.replace(noise_management="none", inp_bound=1.0)
         self.update_handle: nn.Parameter | None = None
         self._device_names: list[str] = []
+        # the device state built on the buffers, and its groups' views (see device_state)
+        self._state_cache: tuple[list[Tensor], Any, Any, dict[int, Any]] | None = None
         self._pending: list[tuple[Tensor, Tensor]] = []
         if config.device is not None:
             self._init_pulsed()
@@ -122,6 +124,10 @@ class AnalogTile(nn.Module):
         self.update_handle = nn.Parameter(torch.empty(0))
         self.update_handle._analog_tile = weakref.ref(self)  # type: ignore[attr-defined]
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        return {**state, "_state_cache": None}  # (rebuilt on the copy's own buffers)
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # deepcopy/unpickling: the copied update handle must point at this copy, not the original
         super().__setstate__(state)
@@ -136,12 +142,37 @@ class AnalogTile(nn.Module):
         own state type from the named tensors of ``build_state(...).tensors()``; plain devices
         use :class:`DeviceState`.
         """
-        t = {name: getattr(self, f"device_{name}") for name in self._device_names}
-        rebuild = getattr(self.config.device, "state_from_tensors", None)
+        return self._cached_state()[0]
+
+    def _cached_state(self) -> tuple[Any, dict[int, Any]]:
+        """(device state, {group: its views}), rebuilt only when a buffer was replaced (``.to()``,
+        assignment) or the device changed: building a compound's state costs tens of µs per call,
+        a noticeable part of a small training step."""
+        buffers = self._buffers
+        tensors = [buffers[f"device_{name}"] for name in self._device_names]
+        device = self.config.device
+        cache = self._state_cache
+        if (cache is not None and cache[1] is device and len(cache[0]) == len(tensors)
+                and all(a is b for a, b in zip(cache[0], tensors))):
+            return cache[2], cache[3]
+        t = dict(zip(self._device_names, tensors))
+        rebuild = getattr(device, "state_from_tensors", None)
         if rebuild is not None:
-            return rebuild(t)
-        core = ("w", "dw_up", "dw_down", "w_max", "w_min")
-        return DeviceState(**{k: t[k] for k in core}, extra={k: v for k, v in t.items() if k not in core})
+            state = rebuild(t)
+        else:
+            core = ("w", "dw_up", "dw_down", "w_max", "w_min")
+            state = DeviceState(**{k: t[k] for k in core}, extra={k: v for k, v in t.items() if k not in core})
+        self._state_cache = (tensors, device, state, {})
+        return state, self._state_cache[3]
+
+    def _group_state(self, g: int) -> Any:
+        """Views of group ``g`` of the device state (cached with it)."""
+        state, groups = self._cached_state()
+        sub = groups.get(g)
+        if sub is None:
+            sub = state.select_group(g) if hasattr(state, "select_group") else state._map(lambda t: t[g])
+            groups[g] = sub
+        return sub
 
     @torch.no_grad()
     def set_weights(self, weight: Tensor) -> None:
@@ -176,8 +207,7 @@ class AnalogTile(nn.Module):
         pending, self._pending = self._pending, []
         for x, d in pending:
             for g in range(self.groups):  # groups are separate matrices (usually 1)
-                sub = state.select_group(g) if hasattr(state, "select_group") else state._map(lambda t, g=g: t[g])
-                update(sub, x[:, g].contiguous(), d[:, g].contiguous(), lr, cfg, self.generator)
+                update(self._group_state(g), x[:, g].contiguous(), d[:, g].contiguous(), lr, cfg, self.generator)
         post = getattr(device, "post_update_", None)
         if post is not None:
             post(state, self.generator)
