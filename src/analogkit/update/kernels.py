@@ -933,24 +933,28 @@ if HAVE_NUMBA:
         return mode == _STOCHASTIC and 4 * na >= n_in and not (mult_exact and b == 1)
 
     @njit(inline="always", cache=True, error_model="numpy")
-    def _one_pulse_row(i, n, rs, fire, colsgn, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol, has_ref, mult,
-                       sigma):
+    def _one_pulse_row(i, n, rs, fire, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol, has_ref, mult, sigma):
         """One sample of one-slot trains on row i as a masked pass over the row: every column j with
-        fire[n, j] > 0 gets one pulse of the affine step, w ← clip(w + m + σ·|m or a|·zcol[j]) with
+        fire[n, j] ≠ 0 (the column's sign where it fires, else 0) gets one pulse of the affine step
+        (up where the row's sign rs differs), w ← clip(w + m + σ·|m or a|·zcol[j]) with
         m = ±(a + b·(w + r)), in float32; the others keep their weight. Branch-free with 32-bit types
-        only, so that it vectorises 16 lanes wide (see :func:`_series_row`); ``has_ref`` a literal."""
+        only, so that it vectorises 16 lanes wide (see :func:`_series_row`): both directions'
+        parameters are loaded and one is selected; ``has_ref`` and ``mult`` are literals."""
         sg = np.float32(sigma)
         for j in range(w.shape[1]):
-            fu = _F1 if rs != colsgn[n, j] else _F0
-            fd = _F1 - fu
-            a = fu * a_up[i, j] - fd * a_dn[i, j]
-            b = fu * b_up[i, j] - fd * b_dn[i, j]
-            rr = ref[i, j] if has_ref else _F0
+            cs = fire[n, j]
+            up = rs != cs
+            au = a_up[i, j]
+            ad = a_dn[i, j]
+            bu = b_up[i, j]
+            bd = b_dn[i, j]
+            a = au if up else -ad
+            b = bu if up else -bd
             wv = w[i, j]
-            m = a + b * (wv + rr)
+            m = a + b * (wv + ref[i, j]) if has_ref else a + b * wv
             std = sg * abs(m if mult else a)
             new = min(max(wv + m + std * zcol[j], w_min[i, j]), w_max[i, j])
-            w[i, j] = new if fire[n, j] > 0 else wv
+            w[i, j] = new if cs != 0 else wv
 
     @njit(inline="always", cache=True, error_model="numpy")
     def _redraw_marked(i, n_scan, all_cols, tlist, touched, track, wn, wn_scale, base, ctr, slow):
@@ -1104,10 +1108,11 @@ if HAVE_NUMBA:
         grp_bufs = (buf_w, buf_lo, buf_hi, buf_a, buf_ad, buf_b, buf_bd, buf_n, buf_nd, buf_r)
         zall = np.zeros(n_all, np.float32)
         # one-slot trains (module docstring): which samples take a one-slot pass; per masked sample,
-        # which columns fire (int32, for the masked pass); whether any sample takes the column-list
-        # pass, which visits scattered elements through the packed parameters (then the next row's
-        # lines are requested ahead, so that its misses overlap this row's work); the longest
-        # Gaussian block a row can need
+        # which columns fire (their signs where they do, 0 elsewhere: one byte per column, all the
+        # masked pass reads of the trains); whether any sample takes the column-list pass, which
+        # visits scattered elements through the packed parameters (then the next row's lines are
+        # requested ahead, so that its misses overlap this row's work); the longest Gaussian block a
+        # row can need
         one_slot = mode == _STOCHASTIC and per_pulse and has_slope and (mult or n_is_a)
         one_smp = np.zeros(m_samples, np.bool_)
         ahead = False
@@ -1120,12 +1125,12 @@ if HAVE_NUMBA:
                     n_one += nact[n]
                     ahead = ahead or one_slot_masked * nact[n] < n_in
                     n_masked += one_slot_masked * nact[n] >= n_in
-        fire = np.zeros((m_samples if n_masked > 0 else 1, n_in), np.int32)
+        fire = np.zeros((m_samples if n_masked > 0 else 1, n_in), np.int8)
         if n_masked > 0:
             for n in range(m_samples):
                 if one_smp[n] and one_slot_masked * nact[n] >= n_in:
                     for j in range(n_in):
-                        fire[n, j] = 1 if colbits[n, 0, j] != np.uint64(0) else 0
+                        fire[n, j] = colsgn[n, j] if colbits[n, 0, j] != np.uint64(0) else np.int8(0)
         zone = np.zeros(n_one if sigma > 0.0 else 0, np.float32)
         for i in range(i0, i1):
             if ahead and i + 1 < i1:
@@ -1176,16 +1181,22 @@ if HAVE_NUMBA:
                         if sigma > 0.0:
                             for k in range(na):  # the k-th firing column's Gaussian at its column
                                 zcol[colidx[n, k]] = zone[z_one + k]
-                        if has_ref:
-                            _one_pulse_row(i, n, rs, fire, colsgn, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol,
-                                           True, mult, sigma)
+                        if has_ref and mult:  # (literal flags: a copy of the pass each)
+                            _one_pulse_row(i, n, rs, fire, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol,
+                                           True, True, sigma)
+                        elif has_ref:
+                            _one_pulse_row(i, n, rs, fire, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol,
+                                           True, False, sigma)
+                        elif mult:
+                            _one_pulse_row(i, n, rs, fire, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol,
+                                           False, True, sigma)
                         else:
-                            _one_pulse_row(i, n, rs, fire, colsgn, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol,
-                                           False, mult, sigma)
+                            _one_pulse_row(i, n, rs, fire, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol,
+                                           False, False, sigma)
                         if track:
                             row_dense = True  # (the end of the row scans every column's mark)
                             for j in range(n_in):
-                                touched[j] = touched[j] | (fire[n, j] > 0)
+                                touched[j] = touched[j] | (fire[n, j] != 0)
                     else:
                         for k in range(na):
                             j = colidx[n, k]
