@@ -1180,7 +1180,8 @@ if HAVE_NUMBA:
                     if one_slot_masked * na >= n_in:  # enough columns fire: a masked pass over the row
                         if sigma > 0.0:
                             for k in range(na):  # the k-th firing column's Gaussian at its column
-                                zcol[colidx[n, k]] = zone[z_one + k]
+                                # (unsigned indices: no wraparound test for a negative index)
+                                zcol[np.uint64(colidx[n, k])] = zone[np.uint64(z_one + k)]
                         if has_ref and mult:  # (literal flags: a copy of the pass each)
                             _one_pulse_row(i, n, rs, fire, w, a_up, a_dn, b_up, b_dn, ref, w_min, w_max, zcol,
                                            True, True, sigma)
