@@ -390,6 +390,25 @@ if HAVE_NUMBA:
         return n_live
 
     @njit(inline="always", cache=True, error_model="numpy")
+    def _fired_list(words, out):
+        """The positions k with words[k] ≠ 0, ascending, into ``out``; returns how many. A 64-bit
+        mask per 64 positions (a vectorised pass), then its set bits one by one: the cost follows
+        the firing trains, and no store waits on the previous one's count (a compaction loop over
+        every position carries that dependency: 0.8 µs per 512 trains, measured)."""
+        n = words.shape[0]
+        cnt = 0
+        for base in range(0, n, 64):
+            mask = np.uint64(0)
+            for t in range(min(64, n - base)):
+                mask |= np.uint64(1 if words[base + t] != np.uint64(0) else 0) << np.uint64(t)
+            while mask != np.uint64(0):
+                low = mask & (~mask + np.uint64(1))
+                out[cnt] = base + np.int64(_popcount(low - np.uint64(1)))
+                cnt += 1
+                mask ^= low
+        return cnt
+
+    @njit(inline="always", cache=True, error_model="numpy")
     def _sample_trains(n, x, d, mode, x_res, d_res, seed, n_pairs, bl, a_sc, b_sc,
                        colbits, colsgn, colval, colidx, nact, rowbits, rowsgn, rowval, rowidx, nrow):
         """Trains of sample ``n``: column words (full and a compacted index list of firing columns),
@@ -416,16 +435,19 @@ if HAVE_NUMBA:
             n_live = _live_list(thr, live)
             for wd in range(nw):
                 _draw_bits(colbits[n, wd], thr, seed ^ _SEED_COLS, n * n_in, n_pairs, b, wd, live, n_live)
+            # (lists compacted without a branch: a firing test per train is as good as a coin flip
+            # for the branch predictor; cnt <= q, so the write past the last entry stays in the row)
             scan = 2 * n_live < n_in
             cnt = 0
-            for q in range(n_live if scan else n_in):
+            if nw == 1 and not scan:
+                cnt = _fired_list(colbits[n, 0], colidx[n])
+            for q in range(0 if (nw == 1 and not scan) else (n_live if scan else n_in)):
                 j = live[q] if scan else q
-                fired = False
-                for wd in range(nw):
-                    fired = fired or colbits[n, wd, j] != np.uint64(0)
-                if fired:
-                    colidx[n, cnt] = j
-                    cnt += 1
+                bits = colbits[n, 0, j]
+                for wd in range(1, nw):  # (a loop per train only for trains longer than 64 slots)
+                    bits |= colbits[n, wd, j]
+                colidx[n, cnt] = j
+                cnt += 1 if bits != np.uint64(0) else 0
             nact[n] = cnt
             thr_r = np.empty(n_out, np.uint64)
             for i in range(n_out):
@@ -435,18 +457,23 @@ if HAVE_NUMBA:
             n_live = _live_list(thr_r, live)
             for wd in range(nw):
                 _draw_bits(rowbits[n, wd], thr_r, seed ^ _SEED_ROWS, n * n_out, n_pairs, b, wd, live, n_live)
-            for i in range(n_out):
-                fired = False
-                for wd in range(nw):
-                    fired = fired or rowbits[n, wd, i] != np.uint64(0)
-                rowval[n, i] = 1.0 if fired else 0.0
+            if nw == 1:  # (the common case as a loop of its own: it vectorises)
+                for i in range(n_out):
+                    rowval[n, i] = 1.0 if rowbits[n, 0, i] != np.uint64(0) else 0.0
+            else:
+                for i in range(n_out):
+                    bits = rowbits[n, 0, i]
+                    for wd in range(1, nw):
+                        bits |= rowbits[n, wd, i]
+                    rowval[n, i] = 1.0 if bits != np.uint64(0) else 0.0
             scan = 2 * n_live < n_out
             rows = 0
-            for q in range(n_live if scan else n_out):
+            if nw == 1 and not scan:
+                rows = _fired_list(rowbits[n, 0], rowidx[n])
+            for q in range(0 if (nw == 1 and not scan) else (n_live if scan else n_out)):
                 i = live[q] if scan else q
-                if rowval[n, i] != 0.0:
-                    rowidx[n, rows] = i
-                    rows += 1
+                rowidx[n, rows] = i
+                rows += 1 if rowval[n, i] != 0.0 else 0
             nrow[n] = rows if cnt > 0 else 0
             return
         r_x = x_res if x_res > 0 else 1.0 / b
