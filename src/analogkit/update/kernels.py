@@ -157,8 +157,12 @@ __all__ = [
 
 #: Element visits (Σ_n firing rows × firing columns) above which the parallel row kernel runs.
 PARALLEL_MIN_WORK = 1 << 20
-#: Train bits drawn (Σ samples × (in + out) × BL) above which the trains are drawn in parallel.
-PARALLEL_MIN_BITS = 1 << 18
+#: Train bits drawn (Σ samples × (in + out) × BL) above which the trains are drawn in parallel
+#: (about 3 ms on one core). Below, a second thread costs more than it saves where a PyTorch
+#: operation ran just before: PyTorch's OpenMP workers spin for milliseconds after each parallel
+#: operation and take the second core's time (``reram_es`` dense step, 2M bits: 0.37 ms on one
+#: thread, 0.29 ms on two threads beside sleeping OpenMP workers, 2.6 ms beside spinning ones).
+PARALLEL_MIN_BITS = 1 << 24
 #: Constant steps: a column whose mean path over the call keeps MARGIN·σ_total away from its bounds
 #: gets the sum of its samples in one Gaussian draw; the per-sample clipping could only have acted if
 #: the noise's running sum strayed beyond MARGIN·σ_total, probability <= 4·Φ(−MARGIN) = 2.5e-15.
