@@ -23,6 +23,24 @@ _CHECKPOINT_FORMAT = 1
 _PROGRAMMED_TENSORS = ("programmed_weight", "program_scale", "drift_reference", "drift_alpha")
 
 
+class TileRef:
+    """The weak reference from a tile's update handle (``handle._analog_tile``) back to its tile:
+    call it for the tile (None once the tile is gone). It pickles and copies as an empty reference,
+    and the tile's ``__setstate__`` points the copied handle at the copied tile, so a whole model
+    can be saved with ``torch.save(model)`` (a ``weakref.ref`` cannot be pickled)."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, tile: "AnalogTile | None" = None) -> None:
+        self._ref = weakref.ref(tile) if tile is not None else None
+
+    def __call__(self) -> "AnalogTile | None":
+        return self._ref() if self._ref is not None else None
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return (TileRef, ())
+
+
 class ConfigMismatchError(ValueError):
     """A checkpoint was saved with a different TileConfig than the model it is loaded into."""
 
@@ -122,7 +140,7 @@ class AnalogTile(nn.Module):
             self.register_buffer(f"device_{name}", tensor)
         self._device_names = state.names()
         self.update_handle = nn.Parameter(torch.empty(0))
-        self.update_handle._analog_tile = weakref.ref(self)  # type: ignore[attr-defined]
+        self.update_handle._analog_tile = TileRef(self)  # type: ignore[attr-defined]
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -132,7 +150,7 @@ class AnalogTile(nn.Module):
         # deepcopy/unpickling: the copied update handle must point at this copy, not the original
         super().__setstate__(state)
         if self.update_handle is not None:
-            self.update_handle._analog_tile = weakref.ref(self)  # type: ignore[attr-defined]
+            self.update_handle._analog_tile = TileRef(self)  # type: ignore[attr-defined]
 
     @property
     def device_state(self) -> Any:
