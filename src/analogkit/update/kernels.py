@@ -911,6 +911,7 @@ if HAVE_NUMBA:
         t_tow = np.float32(math.sqrt(2.0 * CLIP_LOG) * sigma)
         slack = np.float32(FIXED_POINT_SLACK)
         two_ninths = np.float32(2.0 / 9.0)
+        z2 = zbuf[n_in:]  # (a view: zbuf[n_in + j] would compile to a gather, numba's index may be negative)
         for j in range(n_in):
             c = cnt[j]
             cf = np.float32(c)
@@ -933,7 +934,7 @@ if HAVE_NUMBA:
             z1 = zbuf[j]
             kk = max(cf - _F1, _F1)
             h = two_ninths / kk
-            cube = max(_F1 - h + zbuf[n_in + j] * math.sqrt(h), _F0)
+            cube = max(_F1 - h + z2[j] * math.sqrt(h), _F0)
             chi = kk * cube * cube * cube if cf > _F1 else _F0
             t = cf * lgs + g * rc * z1 - q * (z1 * z1 + chi)  # S/s
             big_s = s * t
