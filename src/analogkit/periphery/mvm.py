@@ -27,6 +27,7 @@ from torch import Tensor
 from analogkit.config.io import IOConfig, resolution_step
 from analogkit.periphery import kernels
 from analogkit.periphery.converters import noise_management_scale, quantize_
+from analogkit.periphery.input_stage import fused_input_stage
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,12 @@ def _product(u: Tensor, wt: Tensor) -> Tensor:
 
 def _single_tile(x: Tensor, w: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
     """Fast path for one tile: x (N, in), w (out, in) → (N, out)."""
-    alpha = noise_management_scale(x, io)  # (N, 1) or None
-    u = _dac(x, alpha, io, gen)
+    fused = fused_input_stage(x, io)  # (one pass on the CPU where it applies)
+    if fused is not None:
+        u, alpha = fused
+    else:
+        alpha = noise_management_scale(x, io)  # (N, 1) or None
+        u = _dac(x, alpha, io, gen)
     y = _product(u, w.t())
     _weight_noise_(y, u, w.t(), io, gen)
     scale = alpha.squeeze(-1) if alpha is not None else y.new_ones(y.shape[0])
