@@ -57,3 +57,18 @@ def test_fused_input_stage_leaves_random_and_other_cases_to_pytorch(change, monk
 def test_fused_input_stage_is_off_with_the_torch_switch(monkeypatch):
     monkeypatch.setenv("ANALOGKIT_KERNELS", "torch")
     assert fused_input_stage(_inputs(torch.float32), IOConfig()) is None
+
+
+def test_fused_input_stage_takes_rows_of_any_leading_shape(monkeypatch):
+    """The tile grid's (G, C, N, ci) inputs, strided, each row its own vector; its input noise is
+    drawn per tile later (noise=False), so the stage applies with inp_noise > 0 too."""
+    monkeypatch.setenv("ANALOGKIT_KERNELS", "numba")
+    x = _inputs(torch.float32).reshape(2, 3, 4, 40).permute(1, 0, 2, 3)  # (3, 2, 4, 40), not contiguous
+    io = IOConfig(noise_management="abs_max", inp_res=1 / 126, inp_noise=0.05)
+    assert fused_input_stage(x, io) is None  # (with its noise the PyTorch path draws)
+    u, alpha = fused_input_stage(x, io, noise=False)
+    ref_alpha = noise_management_scale(x, io)
+    ref_u = _dac(x, ref_alpha, io, None, noise=False)
+    assert u.shape == x.shape and alpha.shape == (3, 2, 4, 1)
+    assert torch.equal(u.nan_to_num(), ref_u.nan_to_num()) and torch.equal(u.isnan(), ref_u.isnan())
+    assert torch.equal(alpha, ref_alpha)

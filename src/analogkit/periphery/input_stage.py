@@ -9,8 +9,9 @@ Per input vector x (a row), with the same arithmetic as the PyTorch path of
 all in the input's precision, so both paths give the same numbers. In PyTorch that is five to
 seven passes over the inputs with a temporary each (about 70 µs for 64×512 inside a training
 step, measured); here it is one pass per row. Only the deterministic DAC is fused: stochastic
-rounding and input noise draw from the tile's generator and keep the PyTorch path, as do other
-devices and ``ANALOGKIT_KERNELS=torch``. Source of the scheme: Gokmen et al. 2017, "Training deep
+rounding and input noise draw from the tile's generator and keep the PyTorch path (input noise
+that the caller draws later, per tile as the tile grid does, does not), as do other devices and
+``ANALOGKIT_KERNELS=torch``. Source of the scheme: Gokmen et al. 2017, "Training deep
 convolutional neural networks with resistive cross-point devices", Sec. 3 (noise management).
 """
 
@@ -54,21 +55,23 @@ if HAVE_NUMBA:
                 u[r, j] = v if v != v else c
 
 
-def fused_input_stage(x: Tensor, io: IOConfig) -> tuple[Tensor, Tensor | None] | None:
-    """(u, α) of the input stage for x (N, in): u the DAC's output, α (N, 1) the noise-management
-    scales (None without noise management). None where the fused kernel does not apply (then use
-    ``noise_management_scale`` and ``_dac``)."""
+def fused_input_stage(x: Tensor, io: IOConfig, noise: bool = True) -> tuple[Tensor, Tensor | None] | None:
+    """(u, α) of the input stage for x (..., in), one input vector per row: u the DAC's output (the
+    shape of x), α (..., 1) the noise-management scales (None without noise management). None
+    where the fused kernel does not apply (then use ``noise_management_scale`` and ``_dac``).
+    ``noise``: whether the caller wants the input noise here (the tile grid draws it per tile, so
+    it asks for none, and the kernel then applies whatever ``inp_noise`` is)."""
     kind = _KINDS.get(io.noise_management)
-    if (kind is None or io.inp_sto_round or io.inp_noise > 0 or x.dim() != 2 or x.shape[1] == 0
+    if (kind is None or io.inp_sto_round or (noise and io.inp_noise > 0) or x.dim() < 2 or x.shape[-1] == 0
             or not kernels_enabled(x)):
         return None
-    x = x.detach().contiguous()
+    rows = x.detach().reshape(-1, x.shape[-1]).contiguous()
     dtype = x.dtype
-    u = torch.empty_like(x)
-    alpha = torch.empty((x.shape[0], 1), dtype=dtype) if kind else None
+    u = torch.empty_like(rows)
+    alpha = torch.empty((rows.shape[0], 1), dtype=dtype) if kind else None
     ftype = np.float32 if dtype == torch.float32 else np.float64
     step = float(io.inp_step)
     scales = alpha.view(-1).numpy() if alpha is not None else np.empty(1, ftype)
-    _input_rows(x.numpy(), kind, ftype(io.nm_thres), ftype(1.0 / step if step > 0 else 0.0), ftype(step),
+    _input_rows(rows.numpy(), kind, ftype(io.nm_thres), ftype(1.0 / step if step > 0 else 0.0), ftype(step),
                 ftype(io.inp_bound), u.numpy(), scales)
-    return u, alpha
+    return u.view(x.shape), alpha.view(x.shape[:-1] + (1,)) if alpha is not None else None

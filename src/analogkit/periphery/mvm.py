@@ -105,6 +105,17 @@ def output_stage_(y: Tensor, row_scale: Tensor, io: IOConfig, gen: torch.Generat
     return sat
 
 
+def _input_stage(x: Tensor, io: IOConfig, gen: torch.Generator | None,
+                 noise: bool = True) -> tuple[Tensor, Tensor | None]:
+    """(u, α): noise management over the last dimension, then the DAC (:func:`_dac`). On the CPU
+    in one fused pass where it applies (:mod:`analogkit.periphery.input_stage`, the same numbers)."""
+    fused = fused_input_stage(x, io, noise)
+    if fused is not None:
+        return fused
+    alpha = noise_management_scale(x, io)
+    return _dac(x, alpha, io, gen, noise), alpha
+
+
 def _dac(x: Tensor, denom: Tensor | None, io: IOConfig, gen: torch.Generator | None, noise: bool = True) -> Tensor:
     """Input stage: x / (α s), quantised and clipped by the DAC, plus input noise if ``noise``. New tensor."""
     u = x / denom if denom is not None else x.clone()
@@ -130,12 +141,7 @@ def _product(u: Tensor, wt: Tensor) -> Tensor:
 
 def _single_tile(x: Tensor, w: Tensor, io: IOConfig, gen: torch.Generator | None) -> Tensor:
     """Fast path for one tile: x (N, in), w (out, in) → (N, out)."""
-    fused = fused_input_stage(x, io)  # (one pass on the CPU where it applies)
-    if fused is not None:
-        u, alpha = fused
-    else:
-        alpha = noise_management_scale(x, io)  # (N, 1) or None
-        u = _dac(x, alpha, io, gen)
+    u, alpha = _input_stage(x, io, gen)  # alpha: (N, 1) or None
     y = _product(u, w.t())
     _weight_noise_(y, u, w.t(), io, gen)
     scale = alpha.squeeze(-1) if alpha is not None else y.new_ones(y.shape[0])
@@ -191,8 +197,7 @@ def _tile_grid(xg: Tensor, blocks: Tensor, io: IOConfig, gen: torch.Generator | 
     """All tiles at once. xg: (G, C, N, ci); blocks: (G, C, R, ci, co) → y: (G, C, N, R, co), rescaled."""
     gdim, cdim, n, _ = xg.shape
     r = blocks.shape[2]
-    alpha = noise_management_scale(xg, io)  # (G, C, N, 1)
-    u = _dac(xg, alpha, io, gen, noise=False)  # input noise is drawn per tile in _grid_product
+    u, alpha = _input_stage(xg, io, gen, noise=False)  # alpha: (G, C, N, 1); input noise per tile in _grid_product
     y = _grid_product(u.unsqueeze(3), blocks, io, gen)  # (G, C, N, R, co)
     scale = alpha.expand(gdim, cdim, n, r) if alpha is not None else y.new_ones(gdim, cdim, n, r)
     sat = output_stage_(y, scale.contiguous(), io, gen)  # (G, C, N, R)
