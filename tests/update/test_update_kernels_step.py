@@ -279,7 +279,7 @@ def test_parallel_kernel_matches_the_serial_one(monkeypatch, pulse_type):
     for threshold in (1 << 62, 0):
         monkeypatch.setattr(kernels, "_threads", lambda: 2)
         monkeypatch.setattr(kernels_step, "PARALLEL_MIN_WORK", threshold)
-        monkeypatch.setattr(kernels_step, "PARALLEL_MIN_BITS", threshold)
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_BITS", threshold)  # (the trains are the shared kernel's)
         st = state0.clone()
         stats = pulsed_update_(dev, st, x, d, 0.05, UpdateConfig(pulse_type=pulse_type), torch.Generator().manual_seed(3))
         outs.append((st, stats))

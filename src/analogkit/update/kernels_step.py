@@ -36,11 +36,11 @@ step, as the reference's clamp does, so the dense passes need not zero s there.
   sees its samples in order (the exact semantics), while sparse samples (a transfer's one-hot
   columns, ``apply_counts_``' vector-samples) are applied together instead of one by one.
 * **Groups**: consecutive dense samples are applied together, for as long as no element collects
-  more than :data:`analogkit.update.kernels.GROUP_PULSES` pulses (and no count exceeds 32). Per element, its pulses in the
-  group, in sample order, become a stream of direction bits (32 per word, :data:`STREAM_WORDS`
-  words), so one sort and one gather serve the whole group instead of one per sample (the
-  ``reram_es`` dense update: 94 → 51 ms at 512×512, one core). A sparse sample, or a dense one
-  with counts above 32, first applies the group.
+  more than :data:`analogkit.update.kernels.GROUP_PULSES` pulses (and no count exceeds 32). Per
+  element, its pulses in the group, in sample order, become a stream of direction bits (32 per
+  word, :data:`STREAM_WORDS` words), so one sort and one gather serve the whole group instead of
+  one per sample (the ``reram_es`` dense update: 94 → 51 ms at 512×512, one core). A sparse
+  sample, or a dense one with counts above 32, first applies the group.
 * **Passes**: a batch's or group's columns are sorted by their pulse count (descending, counting
   sort), so that pulse k is one pass over a prefix. Both directions' steps, the bounds and the
   law's parameters are gathered in sorted order into contiguous buffers in the state's dtype; in a
@@ -106,8 +106,6 @@ __all__ = [
 
 #: Element visits (Σ_n firing rows × firing columns) above which the row blocks run on threads.
 PARALLEL_MIN_WORK = _kernels.PARALLEL_MIN_WORK
-#: Train bits drawn above which the trains are drawn on threads.
-PARALLEL_MIN_BITS = _kernels.PARALLEL_MIN_BITS
 #: A dense pass covers its prefix rounded up to a multiple of this (one AVX-512 float32 vector).
 LANES = 16
 #: Direction words per element of a group of dense samples (see :mod:`analogkit.update.kernels`).
