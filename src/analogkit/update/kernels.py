@@ -439,19 +439,21 @@ if HAVE_NUMBA:
             n_live = _live_list(thr, live)
             for wd in range(nw):
                 _draw_bits(colbits[n, wd], thr, seed ^ _SEED_COLS, n * n_in, n_pairs, b, wd, live, n_live)
-            # (lists compacted without a branch: a firing test per train is as good as a coin flip
-            # for the branch predictor; cnt <= q, so the write past the last entry stays in the row)
+            # (single-word trains, all scanned: from bit masks; otherwise compacted without a branch,
+            # a firing test per train being a coin flip for the branch predictor; cnt <= q, so the
+            # write past the last entry stays in the row)
             scan = 2 * n_live < n_in
             cnt = 0
             if nw == 1 and not scan:
                 cnt = _fired_list(colbits[n, 0], colidx[n])
-            for q in range(0 if (nw == 1 and not scan) else (n_live if scan else n_in)):
-                j = live[q] if scan else q
-                bits = colbits[n, 0, j]
-                for wd in range(1, nw):  # (a loop per train only for trains longer than 64 slots)
-                    bits |= colbits[n, wd, j]
-                colidx[n, cnt] = j
-                cnt += 1 if bits != np.uint64(0) else 0
+            else:
+                for q in range(n_live if scan else n_in):
+                    j = live[q] if scan else q
+                    bits = colbits[n, 0, j]
+                    for wd in range(1, nw):
+                        bits |= colbits[n, wd, j]
+                    colidx[n, cnt] = j
+                    cnt += 1 if bits != np.uint64(0) else 0
             nact[n] = cnt
             thr_r = np.empty(n_out, np.uint64)
             for i in range(n_out):
@@ -474,10 +476,11 @@ if HAVE_NUMBA:
             rows = 0
             if nw == 1 and not scan:
                 rows = _fired_list(rowbits[n, 0], rowidx[n])
-            for q in range(0 if (nw == 1 and not scan) else (n_live if scan else n_out)):
-                i = live[q] if scan else q
-                rowidx[n, rows] = i
-                rows += 1 if rowval[n, i] != 0.0 else 0
+            else:
+                for q in range(n_live if scan else n_out):
+                    i = live[q] if scan else q
+                    rowidx[n, rows] = i
+                    rows += 1 if rowval[n, i] != 0.0 else 0
             nrow[n] = rows if cnt > 0 else 0
             return
         r_x = x_res if x_res > 0 else 1.0 / b
